@@ -1,0 +1,41 @@
+"""Verify AWS Nitro Enclaves attestation documents.
+
+>>> import nitro_attest
+>>> document = nitro_attest.verify(data, nitro_attest.Policy({0: expected_pcr0}))  # doctest: +SKIP
+
+:func:`verify` returns a verified :class:`AttestationDocument` or raises a
+:class:`NitroAttestError`; :func:`parse` only decodes (nothing verified).
+"""
+
+from ._verify import CLOCK_SKEW, verify
+from .chain import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
+from .document import PCR_MEANINGS, AttestationDocument, PCRValue, parse
+from .errors import (
+    CertificateInvalid,
+    DocumentTimeInvalid,
+    MalformedDocument,
+    NitroAttestError,
+    PolicyViolation,
+    SignatureInvalid,
+)
+from .policy import Policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AWS_NITRO_ROOT_G1",
+    "AWS_NITRO_ROOT_G1_SHA256",
+    "CLOCK_SKEW",
+    "PCR_MEANINGS",
+    "AttestationDocument",
+    "CertificateInvalid",
+    "DocumentTimeInvalid",
+    "MalformedDocument",
+    "NitroAttestError",
+    "PCRValue",
+    "Policy",
+    "PolicyViolation",
+    "SignatureInvalid",
+    "parse",
+    "verify",
+]

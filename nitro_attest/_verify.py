@@ -1,0 +1,95 @@
+"""verify(): bytes in, a verified AttestationDocument or one NitroAttestError out.
+
+The steps follow the data: decode and schema-check, validate the certificate
+path from a pinned root, check the COSE signature with the leaf's key, check
+the document's own time, then apply the caller's policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+
+from cryptography import x509
+
+from .chain import AWS_NITRO_ROOT_G1, validate_chain
+from .cose import verify_document_signature
+from .document import AttestationDocument, parse
+from .errors import DocumentTimeInvalid
+from .policy import Policy
+
+__all__ = ["CLOCK_SKEW", "verify"]
+
+#: How far a document's timestamp may lie after the verification time (clocks differ).
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def verification_time(at: datetime | None) -> datetime:
+    """``at`` as aware UTC, or now; naive datetimes are a caller bug (TypeError)."""
+    if at is None:
+        return datetime.now(timezone.utc)
+    if not isinstance(at, datetime):
+        raise TypeError(f"at must be a datetime, not {type(at).__name__}")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise TypeError(
+            "at must be timezone-aware (a naive datetime's zone is a guess); use datetime.now(timezone.utc)"
+        )
+    return at.astimezone(timezone.utc)
+
+
+def trusted_roots(roots: Sequence[x509.Certificate] | None) -> Sequence[x509.Certificate]:
+    """The caller's roots, or the shipped AWS root."""
+    if roots is None:
+        return (AWS_NITRO_ROOT_G1,)
+    roots = tuple(roots)
+    if not roots:
+        raise ValueError("roots is empty: no document could ever verify; pass None for the AWS root")
+    for root in roots:
+        if not isinstance(root, x509.Certificate):
+            raise TypeError(f"roots must hold cryptography x509.Certificate objects, not {type(root).__name__}")
+    return roots
+
+
+def check_document_time(document: AttestationDocument, at: datetime) -> None:
+    """The timestamp lies within the leaf's validity and not after ``at`` (plus skew)."""
+    leaf = document.certificate
+    if not leaf.not_valid_before_utc <= document.timestamp <= leaf.not_valid_after_utc:
+        raise DocumentTimeInvalid(
+            "time",
+            f"timestamp {document.timestamp.isoformat()} lies outside the leaf certificate's validity "
+            f"({leaf.not_valid_before_utc.isoformat()} to {leaf.not_valid_after_utc.isoformat()})",
+        )
+    if document.timestamp > at + CLOCK_SKEW:
+        raise DocumentTimeInvalid(
+            "time",
+            f"timestamp {document.timestamp.isoformat()} is after the verification time {at.isoformat()} "
+            f"(allowed skew {CLOCK_SKEW.total_seconds():.0f} s)",
+        )
+
+
+def verify(
+    data: bytes,
+    policy: Policy,
+    *,
+    at: datetime | None = None,
+    roots: Sequence[x509.Certificate] | None = None,
+) -> AttestationDocument:
+    """Verifies an attestation document and applies ``policy``; returns the document.
+
+    ``at`` is the verification time (timezone-aware; default now): pass the
+    document's own time only to re-check an archived document. ``roots``
+    defaults to the AWS Nitro Enclaves Root G1 shipped with this package.
+
+    Raises a :class:`~nitro_attest.NitroAttestError` subclass for every
+    rejection, ``TypeError``/``ValueError`` for bad arguments (not bad bytes).
+    """
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a nitro_attest.Policy, not {type(policy).__name__}")
+    at = verification_time(at)
+    roots = trusted_roots(roots)
+    document = parse(data)
+    leaf_key = validate_chain(document, at, roots)
+    verify_document_signature(document, leaf_key)
+    check_document_time(document, at)
+    policy.check(document, at)
+    return document

@@ -1,0 +1,64 @@
+"""COSE_Sign1 signature input and ES384 (ECDSA P-384, SHA-384) verification.
+
+The arithmetic is pyca/cryptography's; this module only decides what is
+signed (the Sig_structure of RFC 9052 section 4.4, over the protected header
+and payload bytes exactly as received) and which keys and encodings count.
+"""
+
+from __future__ import annotations
+
+from typing import TypeGuard
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from .document import AttestationDocument
+from .errors import SignatureInvalid
+
+__all__ = ["P384_ORDER", "is_p384_key", "sig_structure", "verify_document_signature", "verify_p384"]
+
+#: The order n of the P-384 group (SEC 2, section 2.5.1): r and s must lie in 1..n-1.
+P384_ORDER = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
+_COORDINATE_SIZE = 48
+_ECDSA_SHA384 = ec.ECDSA(hashes.SHA384())
+
+
+def is_p384_key(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
+    """True for an EC public key on P-384 (secp384r1), the only curve Nitro uses."""
+    return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP384R1)
+
+
+def sig_structure(protected: bytes, payload: bytes) -> bytes:
+    """The bytes a COSE_Sign1 signature covers: ["Signature1", protected, h'', payload]."""
+    return cbor2.dumps(["Signature1", protected, b"", payload])
+
+
+def verify_p384(key: ec.EllipticCurvePublicKey, message: bytes, signature: bytes) -> bool:
+    """Checks a raw ``r || s`` (2 x 48 bytes) ECDSA P-384/SHA-384 signature of ``message``.
+
+    High-S signatures are valid (30 of 64 real documents have one): ECDSA
+    does not forbid them and Nitro hardware makes them.
+    """
+    if len(signature) != 2 * _COORDINATE_SIZE:
+        return False
+    r = int.from_bytes(signature[:_COORDINATE_SIZE], "big")
+    s = int.from_bytes(signature[_COORDINATE_SIZE:], "big")
+    if not (0 < r < P384_ORDER and 0 < s < P384_ORDER):
+        return False
+    try:
+        key.verify(encode_dss_signature(r, s), message, _ECDSA_SHA384)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def verify_document_signature(document: AttestationDocument, key: ec.EllipticCurvePublicKey) -> None:
+    """Checks the document's ES384 signature with the leaf key that ``validate_chain`` returned.
+
+    Raises :class:`SignatureInvalid` when it does not verify.
+    """
+    if not verify_p384(key, sig_structure(document.protected_header, document.payload), document.signature):
+        raise SignatureInvalid("signature", "COSE ES384 signature does not verify with the leaf certificate's key")

@@ -1,0 +1,255 @@
+"""The attestation document as typed, immutable values, and its schema rules.
+
+:func:`parse` turns bytes into an :class:`AttestationDocument` after the
+strict decoding of :mod:`nitro_attest._cbor` and the payload schema of
+DESIGN.md section 1. It verifies nothing: see :func:`nitro_attest.verify`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
+from typing import Any
+
+from cryptography import x509
+
+from . import _cbor
+from .errors import CertificateInvalid, MalformedDocument
+
+__all__ = ["PCR_MEANINGS", "AttestationDocument", "PCRValue", "parse"]
+
+PCR_SIZE = 48  # SHA-384, the only digest Nitro uses
+MAX_PCR_INDEX = 31
+MAX_PCRS = 32
+MAX_BUNDLE = 8
+MAX_CERTIFICATE_SIZE = 1024
+MAX_FIELD_SIZE = 1024
+# Nesting inside the payload: the payload map, then pcrs/cabundle, then room
+# for unknown future fields; deeper is not a Nitro document.
+MAX_PAYLOAD_DEPTH = 4
+
+#: What each well-known PCR measures (AWS Nitro Enclaves User Guide, "Where to get an enclave's measurements").
+PCR_MEANINGS: Mapping[int, str] = MappingProxyType(
+    {
+        0: "enclave image file",
+        1: "Linux kernel and bootstrap",
+        2: "application",
+        3: "IAM role of the parent instance",
+        4: "instance ID of the parent instance",
+        8: "enclave image signing certificate",
+    }
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# datetime cannot hold years past 9999; a larger timestamp is malformed, not a crash.
+_MAX_TIMESTAMP_MS = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 1000
+
+
+@dataclass(frozen=True, eq=False)
+class PCRValue:
+    """One platform configuration register: its index and its 48-byte SHA-384 value.
+
+    Equal to another ``PCRValue`` with the same index and value, to ``bytes``
+    with the same value, and to a hex string of the value in either case.
+    Comparisons run in constant time. The hash is that of the value's bytes,
+    so hex strings (equal but hashed differently) should not be mixed with
+    ``PCRValue`` as keys of one dict or set.
+    """
+
+    index: int
+    value: bytes
+
+    def __post_init__(self) -> None:
+        if type(self.index) is not int or not 0 <= self.index <= MAX_PCR_INDEX:
+            raise ValueError(f"PCR index must be an integer 0..{MAX_PCR_INDEX}, got {self.index!r}")
+        if not isinstance(self.value, bytes) or len(self.value) != PCR_SIZE:
+            raise ValueError(f"PCR{self.index} must be {PCR_SIZE} bytes (SHA-384)")
+
+    @property
+    def meaning(self) -> str | None:
+        """What this PCR measures, for PCR 0, 1, 2, 3, 4 and 8; None for the others."""
+        return PCR_MEANINGS.get(self.index)
+
+    @property
+    def is_zero(self) -> bool:
+        """True when every byte is zero: unused, or a debug-mode enclave's PCR 0-2."""
+        return not any(self.value)
+
+    def hex(self) -> str:
+        """The value as 96 lower-case hex digits, as AWS tools print it."""
+        return self.value.hex()
+
+    def __bytes__(self) -> bytes:
+        return self.value
+
+    def __str__(self) -> str:
+        return self.hex()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PCRValue):
+            return self.index == other.index and hmac.compare_digest(self.value, other.value)
+        if isinstance(other, bytes):
+            return hmac.compare_digest(self.value, other)
+        if isinstance(other, str):
+            try:
+                return hmac.compare_digest(self.value, bytes.fromhex(other))
+            except ValueError:
+                return False
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+@dataclass(frozen=True)
+class AttestationDocument:
+    """A decoded Nitro Enclaves attestation document.
+
+    Returned by :func:`nitro_attest.verify` (verified) and by :func:`parse`
+    (NOT verified). ``raw`` is the document as received; ``payload`` the
+    signed payload bytes, the right key for replay caches (ECDSA signatures
+    are malleable, so ``raw`` is not unique per payload).
+    """
+
+    module_id: str
+    digest: str
+    timestamp: datetime
+    pcrs: Mapping[int, PCRValue]
+    certificate: x509.Certificate
+    cabundle: tuple[x509.Certificate, ...]
+    public_key: bytes | None
+    user_data: bytes | None
+    nonce: bytes | None
+    raw: bytes = field(repr=False)
+    payload: bytes = field(repr=False)
+    protected_header: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+
+    @property
+    def is_debug(self) -> bool:
+        """True for a debug-mode enclave: PCR0 is all zeros, so the image is not measured."""
+        pcr0 = self.pcrs.get(0)
+        return pcr0 is not None and pcr0.is_zero
+
+
+def _schema_error(message: str) -> MalformedDocument:
+    return MalformedDocument("schema", message)
+
+
+def _require_bytes(payload: Mapping[str, Any], key: str, *, low: int, high: int) -> bytes:
+    value = payload[key]
+    if not isinstance(value, bytes):
+        raise _schema_error(f"{key} must be a byte string, got {type(value).__name__}")
+    if not low <= len(value) <= high:
+        raise _schema_error(f"{key} is {len(value)} bytes; it must be {low}..{high}")
+    return value
+
+
+def _optional_bytes(payload: Mapping[str, Any], key: str) -> bytes | None:
+    # Real documents send absent optional fields as CBOR null more often than not.
+    if payload.get(key) is None:
+        return None
+    return _require_bytes(payload, key, low=0, high=MAX_FIELD_SIZE)
+
+
+def _load_certificate(der: bytes, where: str) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise CertificateInvalid("certificate", f"{where} is not a DER X.509 certificate: {exc}") from None
+
+
+def _timestamp(payload: Mapping[str, Any]) -> datetime:
+    value = payload["timestamp"]
+    if type(value) is not int:  # bool is an int in Python; CBOR true is not a timestamp
+        raise _schema_error(f"timestamp must be an unsigned integer, got {type(value).__name__}")
+    if not 0 < value <= _MAX_TIMESTAMP_MS:
+        raise _schema_error(f"timestamp {value} is not a time in milliseconds since 1970")
+    return _EPOCH + timedelta(milliseconds=value)
+
+
+def _pcrs(payload: Mapping[str, Any]) -> Mapping[int, PCRValue]:
+    value = payload["pcrs"]
+    if not isinstance(value, dict):
+        raise _schema_error(f"pcrs must be a map, got {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_PCRS:
+        raise _schema_error(f"pcrs has {len(value)} entries; it must have 1..{MAX_PCRS}")
+    pcrs: dict[int, PCRValue] = {}
+    for index, digest in value.items():
+        if type(index) is not int or not 0 <= index <= MAX_PCR_INDEX:
+            raise _schema_error(f"pcrs key {index!r} is not an index 0..{MAX_PCR_INDEX}")
+        if not isinstance(digest, bytes) or len(digest) != PCR_SIZE:
+            raise _schema_error(f"PCR{index} must be a {PCR_SIZE}-byte string (SHA-384)")
+        pcrs[index] = PCRValue(index, digest)
+    return MappingProxyType(dict(sorted(pcrs.items())))
+
+
+def _cabundle(payload: Mapping[str, Any]) -> tuple[x509.Certificate, ...]:
+    value = payload["cabundle"]
+    if not isinstance(value, list):
+        raise _schema_error(f"cabundle must be an array, got {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_BUNDLE:
+        raise _schema_error(f"cabundle has {len(value)} certificates; it must have 1..{MAX_BUNDLE}")
+    certificates = []
+    for position, der in enumerate(value):
+        if not isinstance(der, bytes) or not 1 <= len(der) <= MAX_CERTIFICATE_SIZE:
+            raise _schema_error(f"cabundle[{position}] must be a byte string of 1..{MAX_CERTIFICATE_SIZE} bytes")
+        certificates.append(_load_certificate(der, f"cabundle[{position}]"))
+    return tuple(certificates)
+
+
+_REQUIRED = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
+
+
+def parse(data: bytes) -> AttestationDocument:
+    """Decodes and schema-checks an attestation document. NOTHING IS VERIFIED.
+
+    The result may have been made by anyone: its signature, certificates,
+    time and measurements are unchecked, so never act on it. Use it to
+    inspect a document; use :func:`nitro_attest.verify` to trust one.
+
+    Raises :class:`~nitro_attest.MalformedDocument` (codes ``size``, ``cbor``,
+    ``cose``, ``schema``) or, for an unparsable certificate,
+    :class:`~nitro_attest.CertificateInvalid` (``certificate``).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    envelope = _cbor.decode_envelope(data)
+    payload = _cbor.decode_item(envelope.payload, max_depth=MAX_PAYLOAD_DEPTH, what="payload")
+    if not isinstance(payload, dict):
+        raise _schema_error(f"payload must be a map, got {type(payload).__name__}")
+    for key in payload:
+        if not isinstance(key, str):
+            raise _schema_error(f"payload key {key!r} is not a text string")
+    missing = [key for key in _REQUIRED if key not in payload]
+    if missing:
+        raise _schema_error(f"payload lacks {', '.join(missing)}")
+
+    module_id = payload["module_id"]
+    if not isinstance(module_id, str) or not module_id:
+        raise _schema_error("module_id must be a non-empty text string")
+    if payload["digest"] != "SHA384":
+        raise _schema_error(f"digest must be 'SHA384', got {payload['digest']!r}")
+    timestamp = _timestamp(payload)
+    pcrs = _pcrs(payload)
+    certificate_der = _require_bytes(payload, "certificate", low=1, high=MAX_CERTIFICATE_SIZE)
+    cabundle = _cabundle(payload)
+    return AttestationDocument(
+        module_id=module_id,
+        digest="SHA384",
+        timestamp=timestamp,
+        pcrs=pcrs,
+        certificate=_load_certificate(certificate_der, "certificate"),
+        cabundle=cabundle,
+        public_key=_optional_bytes(payload, "public_key"),
+        user_data=_optional_bytes(payload, "user_data"),
+        nonce=_optional_bytes(payload, "nonce"),
+        raw=data,
+        payload=envelope.payload,
+        protected_header=envelope.protected,
+        signature=envelope.signature,
+    )

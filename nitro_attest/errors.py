@@ -1,0 +1,93 @@
+"""The one error family that :func:`nitro_attest.verify` raises.
+
+Every rejection is a :class:`NitroAttestError` with a stable, machine-readable
+``code`` (for metrics and alerting) and a message a person can act on (for logs).
+The subclasses group codes by what went wrong, so callers can tell "the enclave
+is not what we expect" (:class:`PolicyViolation`) from "these bytes are not a
+genuine Nitro document" (everything else).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "CertificateInvalid",
+    "DocumentTimeInvalid",
+    "MalformedDocument",
+    "NitroAttestError",
+    "PolicyViolation",
+    "SignatureInvalid",
+]
+
+
+class NitroAttestError(Exception):
+    """Base class: the document was rejected.
+
+    ``code`` is one of the family's ``codes``; ``str(error)`` says what was
+    wrong and where (which field, certificate or PCR).
+    """
+
+    codes: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in self.codes:
+            # A wrong code is a bug in this library, never a property of the input.
+            raise AssertionError(f"{type(self).__name__} has no code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {self.message!r})"
+
+    def __reduce__(self) -> tuple[type[NitroAttestError], tuple[str, str]]:
+        return (type(self), (self.code, self.message))
+
+
+class MalformedDocument(NitroAttestError, ValueError):
+    """The bytes are not a well-formed Nitro attestation document.
+
+    ``size``: over a size bound; ``cbor``: not strict CBOR; ``cose``: not the
+    COSE_Sign1/ES384 envelope Nitro uses; ``schema``: a payload field is missing,
+    of the wrong type, or out of range.
+    """
+
+    codes = frozenset({"size", "cbor", "cose", "schema"})
+
+
+class SignatureInvalid(NitroAttestError):
+    """The COSE ES384 signature does not verify with the leaf certificate's key."""
+
+    codes = frozenset({"signature"})
+
+
+class CertificateInvalid(NitroAttestError):
+    """The certificate chain does not lead from a trusted root to the leaf.
+
+    ``certificate``: a certificate is unparsable or has the wrong key or algorithm;
+    ``chain``: root, order, names, constraints or a link signature are wrong;
+    ``expired``: a certificate is not valid at the verification time.
+    """
+
+    codes = frozenset({"certificate", "chain", "expired"})
+
+
+class DocumentTimeInvalid(NitroAttestError):
+    """The document's timestamp lies outside its leaf certificate's validity or in the future."""
+
+    codes = frozenset({"time"})
+
+
+class PolicyViolation(NitroAttestError):
+    """The document is genuine, but the policy does not accept this enclave.
+
+    ``pcr``: a measurement differs; ``debug``: a debug-mode enclave; ``nonce``,
+    ``user_data``, ``public_key``: a field differs from the expected value;
+    ``stale``: the document is older than the policy's ``max_age``.
+    """
+
+    codes = frozenset({"pcr", "debug", "nonce", "user_data", "public_key", "stale"})
