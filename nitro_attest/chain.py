@@ -16,13 +16,12 @@ from importlib import resources
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
-from .cose import is_p384_key
+from .cose import is_p384_key, verify_p384_der
 from .document import AttestationDocument
 from .errors import CertificateInvalid
 
@@ -48,7 +47,6 @@ def _load_shipped_root() -> x509.Certificate:
 #: The AWS Nitro Enclaves Root G1, shipped in the package and checked at import.
 AWS_NITRO_ROOT_G1 = _load_shipped_root()
 
-_ECDSA_SHA384 = ec.ECDSA(hashes.SHA384())
 _E = TypeVar("_E", bound=x509.ExtensionType)
 # The only extensions whose meaning we enforce; any other marked critical rejects (RFC 5280 4.2).
 _UNDERSTOOD_CRITICAL = frozenset({ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE})
@@ -126,11 +124,8 @@ def _check_link(issuer: x509.Certificate, subject: x509.Certificate, where: str)
     """Names chain and the issuer's key signed the subject."""
     if subject.issuer != issuer.subject:
         raise CertificateInvalid("chain", f"{where}: issuer name does not match the certificate before it")
-    key = _public_key(issuer, where)
-    try:
-        key.verify(subject.signature, subject.tbs_certificate_bytes, _ECDSA_SHA384)
-    except InvalidSignature:
-        raise CertificateInvalid("chain", f"{where}: not signed by the certificate before it") from None
+    if not verify_p384_der(_public_key(issuer, where), subject.tbs_certificate_bytes, subject.signature):
+        raise CertificateInvalid("chain", f"{where}: not signed by the certificate before it")
 
 
 def validate_chain(

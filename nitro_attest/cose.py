@@ -18,7 +18,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from .document import AttestationDocument
 from .errors import SignatureInvalid
 
-__all__ = ["P384_ORDER", "is_p384_key", "sig_structure", "verify_document_signature", "verify_p384"]
+__all__ = [
+    "P384_ORDER",
+    "is_p384_key",
+    "sig_structure",
+    "verify_document_signature",
+    "verify_p384",
+    "verify_p384_der",
+]
 
 #: The order n of the P-384 group (SEC 2, section 2.5.1): r and s must lie in 1..n-1.
 P384_ORDER = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
@@ -50,6 +57,18 @@ def verify_p384(key: ec.EllipticCurvePublicKey, message: bytes, signature: bytes
         return False
     try:
         key.verify(encode_dss_signature(r, s), message, _ECDSA_SHA384)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def verify_p384_der(key: ec.EllipticCurvePublicKey, message: bytes, signature: bytes) -> bool:
+    """Checks a DER ``ECDSA-Sig-Value`` P-384/SHA-384 signature, as X.509 certificates carry them.
+
+    OpenSSL (under pyca/cryptography) accepts only the strict DER encoding.
+    """
+    try:
+        key.verify(signature, message, _ECDSA_SHA384)
     except InvalidSignature:
         return False
     return True
