@@ -77,12 +77,12 @@ def _public_key(certificate: x509.Certificate, where: str) -> ec.EllipticCurvePu
     return key
 
 
-def _check_certificate(certificate: x509.Certificate, position: int, path_length: int) -> None:
-    """The time-independent checks of one certificate, given its place in the path."""
+def _check_certificate(certificate: x509.Certificate, position: int, path_length: int) -> ec.EllipticCurvePublicKey:
+    """The time-independent checks of one certificate, given its place in the path; returns its key."""
     where = _describe(position, path_length, certificate)
     if certificate.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
         raise CertificateInvalid("certificate", f"{where}: signature algorithm is not ecdsa-with-SHA384")
-    _public_key(certificate, where)
+    key = _public_key(certificate, where)
     extensions = _extensions(certificate, where)
     for extension in extensions:
         if extension.critical and extension.oid not in _UNDERSTOOD_CRITICAL:
@@ -97,7 +97,7 @@ def _check_certificate(certificate: x509.Certificate, position: int, path_length
             raise CertificateInvalid("chain", f"{where}: the leaf's keyUsage lacks digitalSignature")
         if usage.key_cert_sign:
             raise CertificateInvalid("chain", f"{where}: the leaf's keyUsage allows keyCertSign")
-        return
+        return key
 
     if basic is None or not basic.ca:
         raise CertificateInvalid("chain", f"{where}: not a CA certificate (basicConstraints CA=true missing)")
@@ -111,6 +111,7 @@ def _check_certificate(certificate: x509.Certificate, position: int, path_length
         )
     if usage is None or not usage.key_cert_sign:
         raise CertificateInvalid("chain", f"{where}: keyUsage lacks keyCertSign")
+    return key
 
 
 def _extension_value(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
@@ -120,11 +121,13 @@ def _extension_value(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
         return None
 
 
-def _check_link(issuer: x509.Certificate, subject: x509.Certificate, where: str) -> None:
+def _check_link(
+    issuer: x509.Certificate, issuer_key: ec.EllipticCurvePublicKey, subject: x509.Certificate, where: str
+) -> None:
     """Names chain and the issuer's key signed the subject."""
     if subject.issuer != issuer.subject:
         raise CertificateInvalid("chain", f"{where}: issuer name does not match the certificate before it")
-    if not verify_p384_der(_public_key(issuer, where), subject.tbs_certificate_bytes, subject.signature):
+    if not verify_p384_der(issuer_key, subject.tbs_certificate_bytes, subject.signature):
         raise CertificateInvalid("chain", f"{where}: not signed by the certificate before it")
 
 
@@ -142,10 +145,10 @@ def validate_chain(
             "chain",
             f"{_describe(0, len(path), path[0])} is not a trusted root (it must be byte-identical to one)",
         )
-    for position, certificate in enumerate(path):
-        _check_certificate(certificate, position, len(path))
+    keys = [_check_certificate(certificate, position, len(path)) for position, certificate in enumerate(path)]
     for position in range(1, len(path)):
-        _check_link(path[position - 1], path[position], _describe(position, len(path), path[position]))
+        where = _describe(position, len(path), path[position])
+        _check_link(path[position - 1], keys[position - 1], path[position], where)
     for position, certificate in enumerate(path):
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
         if not not_before <= at <= not_after:
@@ -154,4 +157,4 @@ def validate_chain(
                 f"{_describe(position, len(path), certificate)} is valid from {not_before.isoformat()} "
                 f"to {not_after.isoformat()}, not at {at.isoformat()}",
             )
-    return _public_key(document.certificate, "certificate")
+    return keys[-1]

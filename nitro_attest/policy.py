@@ -50,7 +50,12 @@ def _normalize_pcrs(pcrs: Mapping[int, PCRPin | Iterable[PCRPin]]) -> Mapping[in
     for index, allowed in pcrs.items():
         if type(index) is not int or not 0 <= index <= MAX_PCR_INDEX:
             raise ValueError(f"PCR index must be an integer 0..{MAX_PCR_INDEX}, got {index!r}")
-        pins = [allowed] if isinstance(allowed, (str, bytes, PCRValue)) else list(allowed)
+        if isinstance(allowed, (str, bytes, PCRValue)):
+            pins: list[PCRPin] = [allowed]
+        elif isinstance(allowed, Iterable):
+            pins = list(allowed)
+        else:
+            raise TypeError(f"PCR{index}: allowed values must be a hex string, bytes, or a collection of them")
         if not pins:
             raise ValueError(f"PCR{index}: no allowed values (an empty set would reject every document)")
         normalized[index] = frozenset(_pin_bytes(index, pin) for pin in pins)
