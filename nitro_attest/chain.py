@@ -54,17 +54,7 @@ _UNDERSTOOD_CRITICAL = frozenset({ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.K
 
 def _describe(position: int, path_length: int, certificate: x509.Certificate) -> str:
     where = "certificate (the enclave's leaf)" if position == path_length - 1 else f"cabundle[{position}]"
-    try:
-        return f"{where} {certificate.subject.rfc4514_string()}"
-    except ValueError:
-        return where
-
-
-def _extensions(certificate: x509.Certificate, where: str) -> x509.Extensions:
-    try:
-        return certificate.extensions
-    except ValueError as exc:  # malformed or duplicate extensions
-        raise CertificateInvalid("certificate", f"{where}: unparsable extensions: {exc}") from None
+    return f"{where} {certificate.subject.rfc4514_string()}"
 
 
 def _public_key(certificate: x509.Certificate, where: str) -> ec.EllipticCurvePublicKey:
@@ -83,7 +73,7 @@ def _check_certificate(certificate: x509.Certificate, position: int, path_length
     if certificate.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
         raise CertificateInvalid("certificate", f"{where}: signature algorithm is not ecdsa-with-SHA384")
     key = _public_key(certificate, where)
-    extensions = _extensions(certificate, where)
+    extensions = certificate.extensions  # parsed (and checked) by document.parse
     for extension in extensions:
         if extension.critical and extension.oid not in _UNDERSTOOD_CRITICAL:
             raise CertificateInvalid("chain", f"{where}: unknown critical extension {extension.oid.dotted_string}")

@@ -157,9 +157,19 @@ def _optional_bytes(payload: Mapping[str, Any], key: str) -> bytes | None:
 
 def _load_certificate(der: bytes, where: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+        certificate = x509.load_der_x509_certificate(der)
+        # cryptography parses names and extensions lazily; parse them now so a
+        # malformed certificate is rejected here, as one, not midway through the chain.
+        certificate.subject  # noqa: B018
+        certificate.issuer  # noqa: B018
+        certificate.extensions  # noqa: B018
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CertificateInvalid("certificate", f"{where} is not a DER X.509 certificate: {exc}") from None
+    # RFC 5280 4.1.2.2; cryptography only warns today and will refuse such certificates later,
+    # so refuse them now and give the same verdict under every version.
+    if certificate.serial_number <= 0:
+        raise CertificateInvalid("certificate", f"{where} has a serial number that is not positive")
+    return certificate
 
 
 def _timestamp(payload: Mapping[str, Any]) -> datetime:
