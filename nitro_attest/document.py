@@ -155,6 +155,11 @@ def _optional_bytes(payload: Mapping[str, Any], key: str) -> bytes | None:
     return _require_bytes(payload, key, low=0, high=MAX_FIELD_SIZE)
 
 
+# What cryptography raises for a certificate it cannot parse; the last three are
+# not ValueErrors (tests/test_fuzz.py and tests/test_rules.py make each of them).
+_CERTIFICATE_PARSE_ERRORS = (ValueError, x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
 def _load_certificate(der: bytes, where: str) -> x509.Certificate:
     try:
         certificate = x509.load_der_x509_certificate(der)
@@ -163,8 +168,8 @@ def _load_certificate(der: bytes, where: str) -> x509.Certificate:
         certificate.subject  # noqa: B018
         certificate.issuer  # noqa: B018
         certificate.extensions  # noqa: B018
-    except (ValueError, x509.InvalidVersion) as exc:
-        raise CertificateInvalid("certificate", f"{where} is not a DER X.509 certificate: {exc}") from None
+    except _CERTIFICATE_PARSE_ERRORS as exc:
+        raise CertificateInvalid("certificate", f"{where} is not a usable X.509 certificate: {exc}") from None
     # RFC 5280 4.1.2.2; cryptography only warns today and will refuse such certificates later,
     # so refuse them now and give the same verdict under every version.
     if certificate.serial_number <= 0:

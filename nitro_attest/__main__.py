@@ -1,0 +1,5 @@
+"""``python -m nitro_attest``: the ``nitro-attest`` command line."""
+
+from .cli import main
+
+raise SystemExit(main())
