@@ -19,10 +19,13 @@ import cbor2
 
 from .errors import MalformedDocument
 
-__all__ = ["MAX_DOCUMENT_SIZE", "MAX_PAYLOAD_SIZE", "Sign1", "decode_envelope", "decode_item"]
+__all__ = ["MAX_DOCUMENT_SIZE", "MAX_PAYLOAD_DEPTH", "MAX_PAYLOAD_SIZE", "Sign1", "decode_envelope", "decode_item"]
 
 MAX_DOCUMENT_SIZE = 32 * 1024
 MAX_PAYLOAD_SIZE = 16 * 1024
+# Nesting inside the payload: the payload map, then pcrs/cabundle, then room
+# for unknown future fields; deeper is not a Nitro document.
+MAX_PAYLOAD_DEPTH = 4
 
 _COSE_SIGN1_TAG = 18
 
@@ -158,6 +161,7 @@ class Sign1:
 
 
 _ES384_SIGNATURE_SIZE = 96
+_ENVELOPE_DEPTH = 1 + MAX_PAYLOAD_DEPTH
 
 
 def decode_envelope(data: bytes) -> Sign1:
@@ -180,19 +184,21 @@ def decode_envelope(data: bytes) -> Sign1:
         if tag != _COSE_SIGN1_TAG:
             raise MalformedDocument("cbor", f"document: CBOR tag {tag} is not allowed (only COSE_Sign1, 18)")
         tagged, start = True, scan.pos
-    # COSE_Sign1 nests one array holding one map; anything deeper is not
-    # COSE_Sign1 and would only cost time.
-    _check_well_formed(data, start, 2, "document")
-    envelope = _loads(data[start:], 2, "document")
+    # Room for the envelope array plus a payload map wrongly placed inline,
+    # so that mistake is named as a cose error; deeper is only cost.
+    _check_well_formed(data, start, _ENVELOPE_DEPTH, "document")
+    envelope = _loads(data[start:], _ENVELOPE_DEPTH, "document")
 
     if not isinstance(envelope, list) or len(envelope) != 4:
         raise MalformedDocument("cose", "document is not a COSE_Sign1 array of 4 elements")
     protected, unprotected, payload, signature = envelope
     if not isinstance(protected, bytes):
         raise MalformedDocument("cose", "protected header is not a byte string")
-    if len(protected) > 64:
-        raise MalformedDocument("size", f"protected header is {len(protected)} bytes; Nitro's is 4")
-    header = decode_item(protected, max_depth=1, what="protected header")
+    if not protected:
+        # COSE's encoding of "no protected parameters": no algorithm is bound to the signature.
+        raise MalformedDocument("cose", "protected header is empty: it must be {1: -35} (alg ES384)")
+    # Depth 2 lets a nested parameter (crit: [...]) be named in a cose error rather than a cbor one.
+    header = decode_item(protected, max_depth=2, what="protected header")
     # type() rather than isinstance(): CBOR true would pass as the integer 1.
     if (
         not isinstance(header, dict)

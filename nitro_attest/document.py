@@ -27,9 +27,6 @@ MAX_PCRS = 32
 MAX_BUNDLE = 8
 MAX_CERTIFICATE_SIZE = 1024
 MAX_FIELD_SIZE = 1024
-# Nesting inside the payload: the payload map, then pcrs/cabundle, then room
-# for unknown future fields; deeper is not a Nitro document.
-MAX_PAYLOAD_DEPTH = 4
 
 #: What each well-known PCR measures (AWS Nitro Enclaves User Guide, "Where to get an enclave's measurements").
 PCR_MEANINGS: Mapping[int, str] = MappingProxyType(
@@ -242,7 +239,7 @@ def parse(data: bytes) -> AttestationDocument:
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     data = bytes(data)
     envelope = _cbor.decode_envelope(data)
-    payload = _cbor.decode_item(envelope.payload, max_depth=MAX_PAYLOAD_DEPTH, what="payload")
+    payload = _cbor.decode_item(envelope.payload, max_depth=_cbor.MAX_PAYLOAD_DEPTH, what="payload")
     if not isinstance(payload, dict):
         raise _schema_error(f"payload must be a map, got {type(payload).__name__}")
     for key in payload:

@@ -396,6 +396,8 @@ EXTENSION_EDITS: dict[str, ExtensionEdit] = {
         *extensions[1:],
     ],
 }
+
+
 def with_extensions(
     certificate: x509.Certificate, edit: ExtensionEdit, issuer_key: ec.EllipticCurvePrivateKey
 ) -> bytes:

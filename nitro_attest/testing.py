@@ -1,0 +1,641 @@
+"""A look-alike of the AWS Nitro PKI and a factory of attestation documents, for tests.
+
+:class:`TestPKI` issues a root -> regional -> zonal -> instance -> enclave-leaf
+chain with the names, extensions, criticality, serial sizes and lifetimes of
+the real AWS chain, but under a root that is obviously a test root
+(``CN=aws.nitro-enclaves.TEST-ONLY``, ``O=nitro_attest test PKI``): its
+documents verify only when the caller passes ``roots=pki.roots``, never
+against the AWS root shipped with the package.
+
+Everything is deterministic: keys are derived from labels, serials from
+labels, and every signature (certificates and documents) is RFC 6979
+deterministic ECDSA, so the same inputs give the same bytes. That is what
+lets ``vectors/`` be regenerated and compared byte for byte.
+
+:meth:`TestPKI.document` makes a valid document by default; each of its
+breakage keywords breaks one thing, so every rule of DESIGN.md sections 2-4
+can be broken alone. :meth:`TestPKI.reissue` replaces one certificate of the
+chain by a broken one.
+
+>>> pki = TestPKI.create()
+>>> data = pki.document(nonce=b"n")
+>>> nitro_attest.verify(data, policy, at=pki.document_time, roots=pki.roots)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, TypeAlias
+
+import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from .cose import P384_ORDER
+
+__all__ = [
+    "DEFAULT_MODULE_ID",
+    "DEFAULT_PCRS",
+    "DEFAULT_ROLE_ARN",
+    "DEFAULT_START",
+    "ES384_PROTECTED_HEADER",
+    "OMIT",
+    "CertificateHash",
+    "Level",
+    "Raw",
+    "TestPKI",
+    "derive_key",
+    "encode",
+    "encode_map",
+    "issue_certificate",
+]
+
+#: The instant every validity window of a default :class:`TestPKI` derives from.
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+#: ``module_id`` of the default documents: ``<instance id>-<enclave id>``, as Nitro names them.
+DEFAULT_MODULE_ID = "i-0123456789abcdef0-enc0123456789abcdef0"
+_INSTANCE_ID, _, _ENCLAVE_ID = DEFAULT_MODULE_ID.partition("-enc")
+
+#: The IAM role of the (imaginary) parent instance, measured into PCR3.
+DEFAULT_ROLE_ARN = "arn:aws:iam::123456789012:role/nitro-attest-test"
+
+#: The protected header every Nitro document carries: ``{1: -35}`` (alg: ES384).
+ES384_PROTECTED_HEADER = bytes.fromhex("a1013822")
+
+_COSE_SIGN1_TAG = 18
+_DEFAULT_SEED = "nitro_attest test PKI"
+_TEST_ORGANIZATION = "nitro_attest test PKI"
+_TEST_ROOT_CN = "aws.nitro-enclaves.TEST-ONLY"
+
+_P256_ORDER = int("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551", 16)
+_CURVES: Mapping[str, ec.EllipticCurve] = MappingProxyType({"P-384": ec.SECP384R1(), "P-256": ec.SECP256R1()})
+# Group orders by cryptography's curve name: scalars and signature twins need them.
+_ORDERS: Mapping[str, int] = MappingProxyType({"secp384r1": P384_ORDER, "secp256r1": _P256_ORDER})
+# ES384 fixes the signature at 2 x 48 bytes whatever key signs: a P-256 signer
+# (the attack on the leaf's curve) must still produce a well-formed envelope.
+_COORDINATE_SIZE = 48
+_SHA384 = hashes.SHA384()
+#: The hashes a test certificate may be signed with (all but SHA-384 are attacks on the chain).
+CertificateHash: TypeAlias = "hashes.SHA256 | hashes.SHA384 | hashes.SHA512"
+
+# Lifetimes and offsets from ``start``, as AWS issues them: a 30-year root, then
+# regional (~20 days), zonal (~6 days), instance (1 day) and enclave leaf (3 hours).
+# Each window starts a little later than its issuer's, so all of them contain
+# the document time, and each can be made to miss it separately.
+_ROOT_LIFETIME = timedelta(days=10958, hours=1)
+_REGIONAL_OFFSET, _REGIONAL_LIFETIME = timedelta(hours=1), timedelta(days=20, hours=1)
+_ZONAL_OFFSET, _ZONAL_LIFETIME = timedelta(hours=2), timedelta(days=5, hours=20)
+_INSTANCE_OFFSET, _INSTANCE_LIFETIME = timedelta(hours=3), timedelta(days=1)
+_DOCUMENT_OFFSET = timedelta(hours=4)
+# Nitro's leaf starts 3 s before the first document it signs and lives 3 hours after it.
+_LEAF_LEAD, _LEAF_LIFETIME = timedelta(seconds=3), timedelta(hours=3, seconds=3)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _sha384(text: str) -> bytes:
+    return hashlib.sha384(text.encode()).digest()
+
+
+def _measure(text: str) -> bytes:
+    """A PCR extended once from zero with ``text``, as Nitro measures PCR3 (role ARN) and PCR4 (instance id)."""
+    return hashlib.sha384(bytes(48) + text.encode()).digest()
+
+
+#: The 16 PCRs of a default document, shaped like a real production enclave's.
+DEFAULT_PCRS: Mapping[int, bytes] = MappingProxyType(
+    {
+        **{index: bytes(48) for index in range(16)},
+        0: _sha384("nitro_attest test PCR0: enclave image"),
+        1: _sha384("nitro_attest test PCR1: kernel and bootstrap"),
+        2: _sha384("nitro_attest test PCR2: application"),
+        3: _measure(DEFAULT_ROLE_ARN),
+        4: _measure(_INSTANCE_ID),
+        8: _sha384("nitro_attest test PCR8: signing certificate"),
+    }
+)
+
+
+class _Omit(enum.Enum):
+    OMIT = "OMIT"
+
+
+#: In ``payload_overrides``, removes the field from the payload.
+OMIT = _Omit.OMIT
+
+#: A certificate of the test chain, by its place in AWS's hierarchy.
+Level = Literal["root", "regional", "zonal", "instance", "leaf"]
+_LEVELS: tuple[Level, ...] = ("root", "regional", "zonal", "instance", "leaf")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Already-encoded CBOR, written verbatim wherever :func:`encode` meets it.
+
+    For what cbor2 will not write: duplicate keys, non-shortest integers,
+    indefinite-length strings, invalid UTF-8.
+    """
+
+    data: bytes
+
+
+def _head(major: int, argument: int) -> bytes:
+    """A CBOR initial byte and shortest argument (RFC 8949 3.1).
+
+    Written by hand because cbor2 encodes whole values only, and a container
+    must be able to hold :class:`Raw` items it cannot see inside.
+    """
+    if argument < 24:
+        return bytes([major << 5 | argument])
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if argument < 1 << (8 * size):
+            return bytes([major << 5 | info]) + argument.to_bytes(size, "big")
+    raise ValueError(f"CBOR argument {argument} does not fit in 8 bytes")
+
+
+def encode(value: object) -> bytes:
+    """CBOR-encodes ``value`` like cbor2, except that :class:`Raw` items are written verbatim.
+
+    Maps keep their insertion order; lists, tuples, maps and ``cbor2.CBORTag``
+    are walked so a :class:`Raw` may sit anywhere inside them.
+    """
+    if isinstance(value, Raw):
+        return value.data
+    if isinstance(value, Mapping):
+        return encode_map(list(value.items()))
+    if isinstance(value, (list, tuple)):
+        return _head(4, len(value)) + b"".join(encode(item) for item in value)
+    if isinstance(value, cbor2.CBORTag):
+        return _head(6, value.tag) + encode(value.value)
+    return cbor2.dumps(value)
+
+
+def encode_map(pairs: Sequence[tuple[object, object]], *, indefinite: bool = False) -> bytes:
+    """A CBOR map of ``pairs`` in order; duplicate keys are kept (a dict cannot hold them).
+
+    ``indefinite`` writes an indefinite-length map (``0xbf ... 0xff``), as 3 of
+    64 real documents do.
+    """
+    body = b"".join(encode(key) + encode(value) for key, value in pairs)
+    if indefinite:
+        return b"\xbf" + body + b"\xff"
+    return _head(5, len(pairs)) + body
+
+
+def derive_key(label: str, *, curve: Literal["P-384", "P-256"] = "P-384") -> ec.EllipticCurvePrivateKey:
+    """A fixed test key: the scalar is SHA-384 of ``label`` reduced into 1..n-1.
+
+    Never use one outside tests: anyone can derive it from the label.
+    """
+    group = _CURVES[curve]
+    scalar = int.from_bytes(_sha384(label), "big") % (_ORDERS[group.name] - 1) + 1
+    return ec.derive_private_key(scalar, group)
+
+
+def _serial(seed: str, label: str, size: int) -> int:
+    """A ``size``-byte positive serial derived from a label (RFC 5280 allows up to 20 bytes)."""
+    # Reduced below 2**159: a 20-byte serial must stay positive in DER (cryptography enforces it).
+    return int.from_bytes(_sha384(f"{seed}/serial/{label}")[:size], "big") % (1 << 159)
+
+
+def _hex_id(seed: str, label: str) -> str:
+    """A 16-hex-digit identifier like those in AWS's regional and zonal names."""
+    return _sha384(f"{seed}/id/{label}").hex()[:16]
+
+
+def _name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+
+
+def _extension(value: x509.ExtensionType, *, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    return x509.Extension(value.oid, critical, value)
+
+
+def _key_usage(*, digital_signature: bool, non_repudiation: bool, cert_sign: bool, crl_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=non_repudiation,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _ca_extensions(
+    *,
+    path_length: int | None,
+    key: ec.EllipticCurvePrivateKey,
+    issuer_key: ec.EllipticCurvePrivateKey | None,
+    crl_url: str | None,
+) -> list[x509.Extension[x509.ExtensionType]]:
+    """The extensions of AWS's root, regional and zonal certificates, in AWS's order."""
+    extensions = [_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)]
+    if issuer_key is not None:
+        identifier = x509.SubjectKeyIdentifier.from_public_key(issuer_key.public_key())
+        extensions.append(
+            _extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(identifier), critical=False)
+        )
+    extensions += [
+        _extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False),
+        _extension(
+            _key_usage(digital_signature=True, non_repudiation=False, cert_sign=True, crl_sign=True), critical=True
+        ),
+    ]
+    if crl_url is not None:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        extensions.append(_extension(x509.CRLDistributionPoints([point]), critical=False))
+    return extensions
+
+
+def issue_certificate(
+    subject: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    issuer: x509.Name,
+    signing_key: ec.EllipticCurvePrivateKey,
+    serial: int,
+    not_before: datetime,
+    not_after: datetime,
+    extensions: Sequence[x509.Extension[x509.ExtensionType]],
+    hash_algorithm: CertificateHash = _SHA384,
+) -> x509.Certificate:
+    """Issues an X.509 v3 certificate with exactly ``extensions``, in their order.
+
+    ``issuer`` is the name written into the certificate and ``signing_key``
+    the key that signs it: they are independent so a test can make them
+    disagree. Signatures are deterministic ECDSA (RFC 6979).
+    """
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(signing_key, hash_algorithm, ecdsa_deterministic=True)
+
+
+def _der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(Encoding.DER)
+
+
+def _milliseconds(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _sign(key: ec.EllipticCurvePrivateKey, protected: bytes, payload: bytes, high_s: bool | None) -> bytes:
+    # The Sig_structure is spelled out here rather than taken from
+    # nitro_attest.cose, so a mistake there cannot hide in the documents made here.
+    message = cbor2.dumps(["Signature1", protected, b"", payload])
+    r, s = decode_dss_signature(key.sign(message, ec.ECDSA(_SHA384, deterministic_signing=True)))
+    order = _ORDERS[key.curve.name]
+    # (r, n - s) is the same signature's twin: force whichever half was asked for.
+    if high_s is not None and (s > order // 2) != high_s:
+        s = order - s
+    return r.to_bytes(_COORDINATE_SIZE, "big") + s.to_bytes(_COORDINATE_SIZE, "big")
+
+
+def _names(seed: str, region: str, root_name: x509.Name | None) -> dict[Level, x509.Name]:
+    """The subjects of the chain, laid out as AWS lays them out (attribute order differs per level)."""
+    organization = (NameOID.ORGANIZATION_NAME, _TEST_ORGANIZATION)
+    aws = (NameOID.ORGANIZATIONAL_UNIT_NAME, "AWS")
+    country = (NameOID.COUNTRY_NAME, "US")
+    seattle = ((NameOID.STATE_OR_PROVINCE_NAME, "Washington"), (NameOID.LOCALITY_NAME, "Seattle"))
+    regional_id, zonal_id = _hex_id(seed, f"regional/{region}"), _hex_id(seed, f"zonal/{region}")
+    return {
+        "root": root_name or _name(country, organization, aws, (NameOID.COMMON_NAME, _TEST_ROOT_CN)),
+        "regional": _name(
+            country, organization, aws, (NameOID.COMMON_NAME, f"{regional_id}.{region}.aws.nitro-enclaves")
+        ),
+        "zonal": _name(
+            (NameOID.COMMON_NAME, f"{zonal_id}.zonal.{region}.aws.nitro-enclaves"),
+            aws,
+            organization,
+            country,
+            (NameOID.STATE_OR_PROVINCE_NAME, "WA"),
+            (NameOID.LOCALITY_NAME, "Seattle"),
+        ),
+        "instance": _name(
+            country,
+            *seattle,
+            organization,
+            aws,
+            (NameOID.COMMON_NAME, f"{_INSTANCE_ID}.{region}.aws.nitro-enclaves"),
+        ),
+        "leaf": _name(country, *seattle, organization, aws, (NameOID.COMMON_NAME, f"{DEFAULT_MODULE_ID}.{region}.aws")),
+    }
+
+
+def _profiles(
+    seed: str, region: str, start: datetime, keys: Mapping[Level, ec.EllipticCurvePrivateKey]
+) -> dict[Level, tuple[int, datetime, datetime, list[x509.Extension[x509.ExtensionType]]]]:
+    """Serial, validity and extensions of each certificate, as AWS issues them."""
+    crl = f"http://crl-{region}.nitro-attest-test-only.invalid/crl"
+    document_time = start + _DOCUMENT_OFFSET
+    return {
+        "root": (
+            _serial(seed, "root", 16),
+            start,
+            start + _ROOT_LIFETIME,
+            _ca_extensions(path_length=None, key=keys["root"], issuer_key=None, crl_url=None),
+        ),
+        "regional": (
+            _serial(seed, "regional", 16),
+            start + _REGIONAL_OFFSET,
+            start + _REGIONAL_OFFSET + _REGIONAL_LIFETIME,
+            _ca_extensions(
+                path_length=2,
+                key=keys["regional"],
+                issuer_key=keys["root"],
+                crl_url=f"{crl}/{_hex_id(seed, 'crl/regional')}.crl",
+            ),
+        ),
+        "zonal": (
+            _serial(seed, "zonal", 16),
+            start + _ZONAL_OFFSET,
+            start + _ZONAL_OFFSET + _ZONAL_LIFETIME,
+            _ca_extensions(
+                path_length=1,
+                key=keys["zonal"],
+                issuer_key=keys["regional"],
+                crl_url=f"{crl}/{_hex_id(seed, 'crl/zonal')}.crl",
+            ),
+        ),
+        "instance": (
+            _serial(seed, "instance", 20),
+            start + _INSTANCE_OFFSET,
+            start + _INSTANCE_OFFSET + _INSTANCE_LIFETIME,
+            # The instance certificate has its own order, and signs certificates only.
+            [
+                _extension(x509.BasicConstraints(ca=True, path_length=0), critical=True),
+                _extension(
+                    _key_usage(digital_signature=False, non_repudiation=False, cert_sign=True, crl_sign=False),
+                    critical=True,
+                ),
+                _extension(x509.SubjectKeyIdentifier.from_public_key(keys["instance"].public_key()), critical=False),
+                _extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                        x509.SubjectKeyIdentifier.from_public_key(keys["zonal"].public_key())
+                    ),
+                    critical=False,
+                ),
+            ],
+        ),
+        "leaf": (
+            # Nitro's leaf serial is the enclave id followed by the Unix time it was made.
+            int(_ENCLAVE_ID, 16) << 64 | int(document_time.timestamp()),
+            document_time - _LEAF_LEAD,
+            document_time - _LEAF_LEAD + _LEAF_LIFETIME,
+            [
+                _extension(x509.BasicConstraints(ca=False, path_length=None), critical=True),
+                _extension(
+                    _key_usage(digital_signature=True, non_repudiation=True, cert_sign=False, crl_sign=False),
+                    critical=False,
+                ),
+            ],
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class TestPKI:
+    """A deterministic look-alike of the AWS Nitro PKI: root -> regional -> zonal -> instance -> leaf.
+
+    Shapes follow real AWS chains: P-384 keys, ecdsa-with-SHA384, basicConstraints
+    critical with pathLen 2/1/0 on regional/zonal/instance, keyUsage critical on
+    CAs (keyCertSign), a leaf with critical CA:false and a non-critical
+    digitalSignature + nonRepudiation keyUsage, 16-byte serials (20 for the
+    instance, enclave id + time for the leaf), and AWS's subject layouts.
+    ``start`` is the instant the validity windows derive from.
+    """
+
+    __test__: ClassVar[bool] = False  # not a test class, whatever its name says to pytest
+
+    root: x509.Certificate
+    root_key: ec.EllipticCurvePrivateKey
+    regional: x509.Certificate
+    regional_key: ec.EllipticCurvePrivateKey
+    zonal: x509.Certificate
+    zonal_key: ec.EllipticCurvePrivateKey
+    instance: x509.Certificate
+    instance_key: ec.EllipticCurvePrivateKey
+    leaf: x509.Certificate
+    leaf_key: ec.EllipticCurvePrivateKey
+    start: datetime
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        start: datetime = DEFAULT_START,
+        region: str = "us-east-1",
+        seed: str = _DEFAULT_SEED,
+        root_name: x509.Name | None = None,
+    ) -> TestPKI:
+        """Issues the chain. The same arguments always give the same certificates and keys.
+
+        ``seed`` names a different PKI (other keys and serials); ``root_name``
+        replaces the root's test name, e.g. by AWS's own to play an attacker
+        whose look-alike root must not be trusted.
+        """
+        if start.tzinfo is None:
+            raise TypeError("start must be timezone-aware")
+        keys: dict[Level, ec.EllipticCurvePrivateKey] = {level: derive_key(f"{seed}/key/{level}") for level in _LEVELS}
+        names = _names(seed, region, root_name)
+        profiles = _profiles(seed, region, start, keys)
+        certificates: dict[Level, x509.Certificate] = {}
+        for position, level in enumerate(_LEVELS):
+            issuer = _LEVELS[max(position - 1, 0)]  # the root signs itself
+            serial, not_before, not_after, extensions = profiles[level]
+            certificates[level] = issue_certificate(
+                names[level],
+                keys[level].public_key(),
+                issuer=names[issuer],
+                signing_key=keys[issuer],
+                serial=serial,
+                not_before=not_before,
+                not_after=not_after,
+                extensions=extensions,
+            )
+        return cls(
+            root=certificates["root"],
+            root_key=keys["root"],
+            regional=certificates["regional"],
+            regional_key=keys["regional"],
+            zonal=certificates["zonal"],
+            zonal_key=keys["zonal"],
+            instance=certificates["instance"],
+            instance_key=keys["instance"],
+            leaf=certificates["leaf"],
+            leaf_key=keys["leaf"],
+            start=start,
+        )
+
+    @property
+    def roots(self) -> tuple[x509.Certificate, ...]:
+        """The trust anchors for this PKI: pass as ``verify(..., roots=pki.roots)``."""
+        return (self.root,)
+
+    @property
+    def cabundle(self) -> tuple[x509.Certificate, ...]:
+        """The default ``cabundle`` of documents: ``(root, regional, zonal, instance)``."""
+        return (self.root, self.regional, self.zonal, self.instance)
+
+    @property
+    def document_time(self) -> datetime:
+        """The default document timestamp, inside every validity window: pass it as ``at=``."""
+        return self.start + _DOCUMENT_OFFSET
+
+    def reissue(
+        self,
+        level: Level,
+        *,
+        extensions: Sequence[x509.Extension[x509.ExtensionType]] = (),
+        remove: Sequence[x509.ObjectIdentifier] = (),
+        key: ec.EllipticCurvePrivateKey | None = None,
+        signing_key: ec.EllipticCurvePrivateKey | None = None,
+        issuer_name: x509.Name | None = None,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+        hash_algorithm: CertificateHash = _SHA384,
+    ) -> TestPKI:
+        """A copy of this PKI whose ``level`` certificate is re-issued with the given changes.
+
+        The new certificate keeps the old subject, issuer name, serial, validity
+        and extensions except that: each of ``extensions`` replaces the one
+        with its OID in place (or is appended); OIDs in ``remove`` are dropped;
+        ``key`` is its new key pair (the key identifiers are not recomputed);
+        ``signing_key`` signs it instead of its issuer's key (the root's own
+        key for the root); ``issuer_name`` replaces the issuer name;
+        ``not_before``/``not_after`` its validity; ``hash_algorithm`` the
+        signature's hash. The other certificates are unchanged, so their links
+        to this one still hold unless its name or key changed.
+
+        For example, a pathLen violation:
+        ``pki.reissue("zonal", extensions=[x509.Extension(BASIC_CONSTRAINTS, True, BasicConstraints(True, 0))])``.
+        """
+        old: x509.Certificate = getattr(self, level)
+        new_key = key or getattr(self, f"{level}_key")
+        position = _LEVELS.index(level)
+        if signing_key is None:
+            signing_key = new_key if level == "root" else getattr(self, f"{_LEVELS[position - 1]}_key")
+        replacements = {extension.oid: extension for extension in extensions}
+        kept = [replacements.pop(ext.oid, ext) for ext in old.extensions if ext.oid not in remove]
+        certificate = issue_certificate(
+            old.subject,
+            new_key.public_key(),
+            issuer=issuer_name or old.issuer,
+            signing_key=signing_key,
+            serial=old.serial_number,
+            not_before=not_before or old.not_valid_before_utc,
+            not_after=not_after or old.not_valid_after_utc,
+            extensions=[*kept, *replacements.values()],
+            hash_algorithm=hash_algorithm,
+        )
+        changes: dict[str, Any] = {level: certificate, f"{level}_key": new_key}
+        return dataclasses.replace(self, **changes)
+
+    def document(
+        self,
+        *,
+        pcrs: Mapping[int, bytes] | None = None,
+        user_data: bytes | None = None,
+        nonce: bytes | None = None,
+        public_key: bytes | None = None,
+        timestamp: datetime | None = None,
+        module_id: str | None = None,
+        payload_overrides: Mapping[str, object] | None = None,
+        payload_extra: Sequence[tuple[object, object]] = (),
+        indefinite: bool = False,
+        payload_bytes: Callable[[bytes], bytes] | None = None,
+        chain: Sequence[x509.Certificate] | None = None,
+        protected: bytes = ES384_PROTECTED_HEADER,
+        sign_with: ec.EllipticCurvePrivateKey | None = None,
+        high_s: bool | None = None,
+        signature: Callable[[bytes], bytes] | None = None,
+        envelope: Callable[[list[object]], object] | None = None,
+        tag: bool | int | None = None,
+        trailing: bytes = b"",
+    ) -> bytes:
+        """An attestation document signed by this PKI's leaf; valid unless a breakage keyword is used.
+
+        The payload is a map in AWS's key order: module_id, digest ("SHA384"),
+        timestamp (milliseconds; default :attr:`document_time`), pcrs (default
+        :data:`DEFAULT_PCRS`), certificate (the leaf), cabundle (root, regional,
+        zonal, instance), public_key, user_data, nonce. The optional fields are
+        CBOR null when not given, as most real documents send them.
+
+        Breakage keywords, each breaking one thing (the document is signed
+        after every payload and header change, so only the intended rule fails):
+
+        - ``payload_overrides``: replaces or adds payload fields (any value
+          :func:`encode` takes, :class:`Raw` included); :data:`OMIT` removes one.
+        - ``payload_extra``: key/value pairs appended to the payload map as they
+          are: duplicate keys, non-text keys.
+        - ``indefinite``: an indefinite-length payload map (valid; real documents do it).
+        - ``payload_bytes``: edits the encoded payload (e.g. trailing bytes, another
+          item entirely) before it is signed.
+        - ``chain``: the certificates of ``cabundle`` (order, missing links, another root).
+        - ``protected``: the protected header's bytes (default ``{1: -35}``).
+        - ``sign_with``: another P-384 or P-256 signing key (r and s are 48 bytes each
+          either way, as the ES384 header promises).
+        - ``high_s``: True or False forces the high or low twin of the signature
+          (both valid); None keeps what deterministic ECDSA gave.
+        - ``signature``: edits the 96-byte ``r || s`` after signing.
+        - ``envelope``: edits the ``[protected, unprotected, payload, signature]``
+          list after signing and returns what to encode instead (element count,
+          unprotected header, payload null, a nested tag...).
+        - ``tag``: True (or 18) wraps the document in the COSE_Sign1 tag (valid);
+          another integer wraps it in that tag.
+        - ``trailing``: bytes appended after the document.
+
+        Certificate-level breakage (names, constraints, keys, validity) is made
+        with :meth:`reissue`; ``timestamp`` and the PCR and data fields break
+        the time and policy rules.
+        """
+        fields: dict[str, object] = {
+            "module_id": DEFAULT_MODULE_ID if module_id is None else module_id,
+            "digest": "SHA384",
+            "timestamp": _milliseconds(self.document_time if timestamp is None else timestamp),
+            "pcrs": dict(DEFAULT_PCRS if pcrs is None else pcrs),
+            "certificate": _der(self.leaf),
+            "cabundle": [_der(certificate) for certificate in (self.cabundle if chain is None else chain)],
+            "public_key": public_key,
+            "user_data": user_data,
+            "nonce": nonce,
+        }
+        for name, value in (payload_overrides or {}).items():
+            if value is OMIT:
+                fields.pop(name, None)
+            else:
+                fields[name] = value
+        payload = encode_map([*fields.items(), *payload_extra], indefinite=indefinite)
+        if payload_bytes is not None:
+            payload = payload_bytes(payload)
+        signed = _sign(sign_with or self.leaf_key, protected, payload, high_s)
+        if signature is not None:
+            signed = signature(signed)
+        parts: list[object] = [protected, {}, payload, signed]
+        outer = parts if envelope is None else envelope(parts)
+        if tag is not None and tag is not False:
+            outer = cbor2.CBORTag(_COSE_SIGN1_TAG if tag is True else tag, outer)
+        return encode(outer) + trailing
