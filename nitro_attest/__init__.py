@@ -15,9 +15,11 @@ from .errors import (
     DocumentTimeInvalid,
     MalformedDocument,
     NitroAttestError,
+    PolicyFailure,
     PolicyViolation,
     SignatureInvalid,
 )
+from .measurements import pcr3_for_role, pcr4_for_instance, pcr8_for_certificate
 from .policy import Policy
 
 __version__ = "0.1.0"
@@ -34,8 +36,12 @@ __all__ = [
     "NitroAttestError",
     "PCRValue",
     "Policy",
+    "PolicyFailure",
     "PolicyViolation",
     "SignatureInvalid",
     "parse",
+    "pcr3_for_role",
+    "pcr4_for_instance",
+    "pcr8_for_certificate",
     "verify",
 ]

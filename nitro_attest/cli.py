@@ -1,8 +1,10 @@
 """``nitro-attest``: inspect and verify Nitro Enclaves attestation documents from a shell.
 
 Subcommands: ``inspect`` (decode only, nothing verified), ``verify`` (the
-library's :func:`~nitro_attest.verify` under a policy built from flags) and
-``demo`` (a self-contained run with the look-alike test PKI).
+library's :func:`~nitro_attest.verify` under a policy built from flags),
+``pcr`` (the expected PCR3, PCR4 or PCR8 from a role ARN, an instance ID or a
+signing certificate; :mod:`nitro_attest.measurements`) and ``demo`` (a
+self-contained run with the look-alike test PKI).
 
 Exit codes: 0 accepted (or shown), 1 rejected (a :class:`NitroAttestError`,
 its ``code`` on stderr), 2 usage error (bad flags, unreadable or unrecognised
@@ -33,6 +35,7 @@ from ._verify import verify
 from .chain import AWS_NITRO_ROOT_G1
 from .document import MAX_PCR_INDEX, PCR_SIZE, AttestationDocument, parse
 from .errors import NitroAttestError
+from .measurements import _signing_certificate, pcr3_for_role, pcr4_for_instance, pcr8_for_certificate
 from .policy import Policy
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "main"]
@@ -421,7 +424,7 @@ def _policy(args: argparse.Namespace) -> Policy:
 
 def _policy_text(policy: Policy) -> str:
     parts = [", ".join(f"PCR{index}" for index in policy.pcrs) + " pinned" if policy.pcrs else "any enclave"]
-    parts += [name for name in ("nonce", "user_data", "public_key") if getattr(policy, name) is not None]
+    parts += [f"{name} required" for name in ("nonce", "user_data", "public_key") if getattr(policy, name) is not None]
     if policy.max_age is not None:
         parts.append(f"max age {policy.max_age.total_seconds():g} s")
     if policy.allow_debug:
@@ -471,6 +474,54 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         )
     )
     print("\n".join(_pcr_rows(document, _SUMMARY_PCRS)))
+    return EXIT_OK
+
+
+def _read_signing_certificate(path: str) -> x509.Certificate:
+    """The one certificate in ``path`` (``-``: stdin), PEM or DER, read by pcr8_for_certificate's rules."""
+    source = "stdin" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_SIZE + 1)
+        else:
+            with open(path, "rb") as stream:
+                data = stream.read(MAX_INPUT_SIZE + 1)
+    except OSError as exc:
+        raise _UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_INPUT_SIZE:
+        raise _UsageError(f"--signing-cert {source} is larger than {MAX_INPUT_SIZE >> 20} MiB: not a certificate")
+    try:
+        # The library's own reading (exactly one certificate, PEM or DER), so that the
+        # CLI and pcr8_for_certificate cannot disagree about a file.
+        return _signing_certificate(data)
+    except ValueError as exc:
+        raise _UsageError(f"--signing-cert {source}: {exc}") from None
+
+
+def _cmd_pcr(args: argparse.Namespace) -> int:
+    details: list[tuple[str, str]]
+    try:
+        if args.role_arn is not None:
+            pcr = pcr3_for_role(args.role_arn)
+            details = [("role_arn", args.role_arn)]
+        elif args.instance_id is not None:
+            pcr = pcr4_for_instance(args.instance_id)
+            details = [("instance_id", args.instance_id)]
+        else:
+            certificate = _read_signing_certificate(args.signing_cert)
+            pcr = pcr8_for_certificate(certificate)
+            details = [("signing_cert", args.signing_cert), ("subject", _subject(certificate))]
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"index": pcr.index, "meaning": pcr.meaning, "value": pcr.hex(), **dict(details)}, indent=2))
+        return EXIT_OK
+    rows: list[tuple[str, Sequence[str]]] = [
+        ("PCR", [f"{pcr.index} ({pcr.meaning})"]),
+        *((label, [_safe(value)]) for label, value in details),
+        ("value", [pcr.hex()]),
+    ]
+    print("\n".join(_field_rows(rows)))
     return EXIT_OK
 
 
@@ -624,6 +675,28 @@ def _build_parser() -> argparse.ArgumentParser:
         help="trust the certificate(s) in this PEM file instead of the shipped AWS root; repeatable",
     )
 
+    pcr = commands.add_parser(
+        "pcr",
+        help="compute the expected PCR3, PCR4 or PCR8 (role ARN, instance ID, signing certificate)",
+        description="Compute a PCR from what it measures, to pin it with `verify --pcr N=HEX` or in a KMS key policy: "
+        "PCR3 from the parent instance's IAM role ARN, PCR4 from its instance ID, PCR8 from the certificate "
+        "that signed the enclave image file. Give exactly one.",
+        epilog="Exit codes: 0 computed, 2 usage error (none or several inputs, or an input of the wrong shape).",
+    )
+    source = pcr.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--role-arn",
+        metavar="ARN",
+        help="PCR3: the IAM role ARN (arn:aws:iam::<account>:role/<name>), not the instance profile's ARN",
+    )
+    source.add_argument("--instance-id", metavar="ID", help="PCR4: the parent instance ID (i-...)")
+    source.add_argument(
+        "--signing-cert",
+        metavar="FILE",
+        help="PCR8: the enclave image's signing certificate, PEM or DER (- for stdin)",
+    )
+    pcr.add_argument("--json", action="store_true", help="print JSON: index, meaning, value and the input")
+
     commands.add_parser(
         "demo",
         help="mint, verify and tamper with a document from a TEST PKI (not AWS)",
@@ -635,6 +708,7 @@ def _build_parser() -> argparse.ArgumentParser:
 _COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = {
     "inspect": _cmd_inspect,
     "verify": _cmd_verify,
+    "pcr": _cmd_pcr,
     "demo": _cmd_demo,
 }
 

@@ -9,13 +9,15 @@ genuine Nitro document" (everything else).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 __all__ = [
     "CertificateInvalid",
     "DocumentTimeInvalid",
     "MalformedDocument",
     "NitroAttestError",
+    "PolicyFailure",
     "PolicyViolation",
     "SignatureInvalid",
 ]
@@ -44,7 +46,8 @@ class NitroAttestError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r})"
 
-    def __reduce__(self) -> tuple[type[NitroAttestError], tuple[str, str]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Errors cross process pools (batch verification): keep them picklable.
         return (type(self), (self.code, self.message))
 
 
@@ -82,12 +85,40 @@ class DocumentTimeInvalid(NitroAttestError):
     codes = frozenset({"time"})
 
 
+@dataclass(frozen=True)
+class PolicyFailure:
+    """One constraint of a policy that a document does not meet.
+
+    ``code`` is a :class:`PolicyViolation` code; ``index`` the PCR for ``pcr``;
+    ``expected`` the allowed values (lower-case hex for byte values) and
+    ``actual`` the document's value (None when the document lacks it);
+    ``alternative`` the position of the policy in :meth:`Policy.any_of`, if any.
+    """
+
+    code: str
+    message: str
+    index: int | None = None
+    expected: tuple[str, ...] = ()
+    actual: str | None = None
+    alternative: int | None = None
+
+
 class PolicyViolation(NitroAttestError):
     """The document is genuine, but the policy does not accept this enclave.
 
-    ``pcr``: a measurement differs; ``debug``: a debug-mode enclave; ``nonce``,
+    ``pcr``: a measurement differs (or the document lacks it); ``module_id``:
+    the module ID does not match its pattern; ``debug``: a debug-mode enclave; ``nonce``,
     ``user_data``, ``public_key``: a field differs from the expected value;
     ``stale``: the document is older than the policy's ``max_age``.
+    ``failures`` lists every failed constraint, not only the first; ``code``
+    is the first one's.
     """
 
-    codes = frozenset({"pcr", "debug", "nonce", "user_data", "public_key", "stale"})
+    codes = frozenset({"pcr", "module_id", "debug", "nonce", "user_data", "public_key", "stale"})
+
+    def __init__(self, code: str, message: str, failures: tuple[PolicyFailure, ...] = ()) -> None:
+        super().__init__(code, message)
+        self.failures = failures or (PolicyFailure(code, message),)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (type(self), (self.code, self.message, self.failures))

@@ -2,26 +2,33 @@
 
 A :class:`Policy` is immutable and states everything the caller trusts. It
 has the meaning of an AWS KMS key policy for PCRs (every constrained PCR must
-equal one of its allowed values) and adds what KMS does not check: debug
-mode, nonce, user data, public key and the document's age.
+equal one of its allowed values; ``image_sha384`` is KMS's name for PCR0)
+and adds what KMS does not check: debug mode, nonce, user data, public key,
+the document's age and its module ID. :meth:`Policy.any_of` combines
+policies for rolling upgrades. Evaluation reports every failed constraint.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import TypeAlias
 
 from .document import MAX_PCR_INDEX, PCR_SIZE, AttestationDocument, PCRValue
-from .errors import PolicyViolation
+from .errors import PolicyFailure, PolicyViolation
 
 __all__ = ["PCRPin", "Policy"]
 
 #: One allowed PCR value: 96 hex digits (either case), 48 bytes, or a PCRValue.
 PCRPin: TypeAlias = "str | bytes | PCRValue"
+#: The allowed values of one PCR: one pin or a collection of pins (any of them).
+PCRPins: TypeAlias = "PCRPin | Iterable[PCRPin]"
 
 
 def _pin_bytes(index: int, pin: PCRPin) -> bytes:
@@ -43,22 +50,32 @@ def _pin_bytes(index: int, pin: PCRPin) -> bytes:
     return value
 
 
-def _normalize_pcrs(pcrs: Mapping[int, PCRPin | Iterable[PCRPin]]) -> Mapping[int, frozenset[bytes]]:
-    if not isinstance(pcrs, Mapping):
+def _pin_set(index: int, allowed: PCRPins) -> frozenset[bytes]:
+    if isinstance(allowed, (str, bytes, PCRValue)):
+        pins: list[PCRPin] = [allowed]
+    elif isinstance(allowed, Iterable):
+        pins = list(allowed)
+    else:
+        raise TypeError(f"PCR{index}: allowed values must be a hex string, bytes, or a collection of them")
+    if not pins:
+        raise ValueError(f"PCR{index}: no allowed values (an empty set would reject every document)")
+    return frozenset(_pin_bytes(index, pin) for pin in pins)
+
+
+def _normalize_pcrs(pcrs: Mapping[int, PCRPins] | None, image_sha384: PCRPins | None) -> Mapping[int, frozenset[bytes]]:
+    if pcrs is not None and not isinstance(pcrs, Mapping):
         raise TypeError(f"pcrs must be a mapping of PCR index to allowed values, not {type(pcrs).__name__}")
     normalized: dict[int, frozenset[bytes]] = {}
-    for index, allowed in pcrs.items():
+    for index, allowed in (pcrs or {}).items():
         if type(index) is not int or not 0 <= index <= MAX_PCR_INDEX:
             raise ValueError(f"PCR index must be an integer 0..{MAX_PCR_INDEX}, got {index!r}")
-        if isinstance(allowed, (str, bytes, PCRValue)):
-            pins: list[PCRPin] = [allowed]
-        elif isinstance(allowed, Iterable):
-            pins = list(allowed)
-        else:
-            raise TypeError(f"PCR{index}: allowed values must be a hex string, bytes, or a collection of them")
-        if not pins:
-            raise ValueError(f"PCR{index}: no allowed values (an empty set would reject every document)")
-        normalized[index] = frozenset(_pin_bytes(index, pin) for pin in pins)
+        normalized[index] = _pin_set(index, allowed)
+    if image_sha384 is not None:
+        image = _pin_set(0, image_sha384)
+        # Two statements of PCR0 must both hold (as KMS ANDs two condition keys).
+        normalized[0] = normalized[0] & image if 0 in normalized else image
+        if not normalized[0]:
+            raise ValueError("image_sha384 and pcrs[0] allow no common value: the policy would reject everything")
     return MappingProxyType(dict(sorted(normalized.items())))
 
 
@@ -66,6 +83,13 @@ def _optional_bytes(name: str, value: bytes | None) -> bytes | None:
     if value is not None and not isinstance(value, bytes):
         raise TypeError(f"{name} must be bytes or None, not {type(value).__name__}")
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _module_id_regex(pattern: str) -> re.Pattern[str]:
+    # IAM StringLike wildcards: '*' any run, '?' one character; nothing else is special.
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def _matches(actual: bytes, allowed: frozenset[bytes]) -> bool:
@@ -83,10 +107,12 @@ class Policy:
 
     ``pcrs`` maps a PCR index to its allowed value or values (hex in either
     case, or bytes); each constrained PCR must equal one of them, and a PCR
-    the document lacks fails. ``nonce``, ``user_data`` and ``public_key``,
-    when given, must equal the document's field exactly. ``max_age`` rejects
-    documents older than the verification time minus ``max_age``. Debug-mode
-    enclaves (PCR0 all zeros, unmeasured) are rejected unless ``allow_debug``.
+    the document lacks fails. ``image_sha384`` is PCR0 under its KMS name.
+    ``nonce``, ``user_data`` and ``public_key``, when given, must equal the
+    document's field exactly. ``max_age`` rejects documents older than the
+    verification time minus ``max_age``. ``module_id`` is a pattern with IAM
+    ``StringLike`` wildcards (``*``, ``?``). Debug-mode enclaves (PCR0 all
+    zeros, unmeasured) are rejected unless ``allow_debug``.
 
     A policy without PCR constraints raises ``ValueError``: accepting any
     enclave must be asked for by name, with :meth:`any_enclave`.
@@ -98,18 +124,23 @@ class Policy:
     public_key: bytes | None
     max_age: timedelta | None
     allow_debug: bool
+    module_id: str | None
+    #: For :meth:`any_of`: the policies of which one must accept; empty otherwise.
+    alternatives: tuple[Policy, ...]
 
     def __init__(
         self,
-        pcrs: Mapping[int, PCRPin | Iterable[PCRPin]],
+        pcrs: Mapping[int, PCRPins] | None = None,
         *,
+        image_sha384: PCRPins | None = None,
         nonce: bytes | None = None,
         user_data: bytes | None = None,
         public_key: bytes | None = None,
         max_age: timedelta | None = None,
         allow_debug: bool = False,
+        module_id: str | None = None,
     ) -> None:
-        normalized = _normalize_pcrs(pcrs)
+        normalized = _normalize_pcrs(pcrs, image_sha384)
         if not normalized:
             raise ValueError(
                 "a Policy without PCR constraints accepts every enclave; "
@@ -122,6 +153,7 @@ class Policy:
             public_key=public_key,
             max_age=max_age,
             allow_debug=allow_debug,
+            module_id=module_id,
         )
 
     @classmethod
@@ -133,11 +165,13 @@ class Policy:
         public_key: bytes | None = None,
         max_age: timedelta | None = None,
         allow_debug: bool = False,
+        module_id: str | None = None,
     ) -> Policy:
         """A policy that accepts any genuine enclave, whatever it runs.
 
-        Only the other constraints (nonce, user data, public key, age, debug)
-        apply. Meant for inspection tools and tests, rarely for releasing secrets.
+        Only the other constraints (nonce, user data, public key, age, debug,
+        module ID) apply. Meant for inspection tools and tests, rarely for
+        releasing secrets.
         """
         policy = cls.__new__(cls)
         policy._set(
@@ -147,8 +181,40 @@ class Policy:
             public_key=public_key,
             max_age=max_age,
             allow_debug=allow_debug,
+            module_id=module_id,
         )
         return policy
+
+    @classmethod
+    def any_of(cls, *policies: Policy) -> Policy:
+        """A policy that accepts a document when at least one of ``policies`` does.
+
+        Each policy is checked as a whole (for a rolling upgrade: the old
+        image's PCR set OR the new one's, never PCR0 of one with PCR1 of the
+        other). Failures of every alternative are reported, tagged with its
+        position.
+        """
+        if not policies:
+            raise ValueError("Policy.any_of needs at least one policy")
+        flat: list[Policy] = []
+        for policy in policies:
+            if not isinstance(policy, Policy):
+                raise TypeError(f"Policy.any_of takes Policy objects, not {type(policy).__name__}")
+            flat.extend(policy.alternatives or (policy,))
+        if len(flat) == 1:
+            return flat[0]
+        combined = cls.__new__(cls)
+        combined._set(
+            pcrs=MappingProxyType({}),
+            nonce=None,
+            user_data=None,
+            public_key=None,
+            max_age=None,
+            allow_debug=False,
+            module_id=None,
+            alternatives=tuple(flat),
+        )
+        return combined
 
     def _set(
         self,
@@ -159,11 +225,15 @@ class Policy:
         public_key: bytes | None,
         max_age: timedelta | None,
         allow_debug: bool,
+        module_id: str | None,
+        alternatives: tuple[Policy, ...] = (),
     ) -> None:
         if max_age is not None and (not isinstance(max_age, timedelta) or max_age < timedelta(0)):
             raise ValueError(f"max_age must be a non-negative timedelta, got {max_age!r}")
         if not isinstance(allow_debug, bool):
             raise TypeError(f"allow_debug must be a bool, not {type(allow_debug).__name__}")
+        if module_id is not None and (not isinstance(module_id, str) or not module_id):
+            raise TypeError("module_id must be a non-empty pattern string or None")
         fields = {
             "pcrs": pcrs,
             "nonce": _optional_bytes("nonce", nonce),
@@ -171,33 +241,106 @@ class Policy:
             "public_key": _optional_bytes("public_key", public_key),
             "max_age": max_age,
             "allow_debug": allow_debug,
+            "module_id": module_id,
+            "alternatives": alternatives,
         }
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 
+    def __hash__(self) -> int:
+        # The generated hash would fail on the read-only pcrs mapping.
+        pins = tuple(self.pcrs.items())
+        return hash(
+            (
+                pins,
+                self.nonce,
+                self.user_data,
+                self.public_key,
+                self.max_age,
+                self.allow_debug,
+                self.module_id,
+                self.alternatives,
+            )
+        )
+
+    def explain(self, document: AttestationDocument, at: datetime | None = None) -> tuple[PolicyFailure, ...]:
+        """Every constraint ``document`` fails at ``at`` (default now); empty when the policy accepts it.
+
+        For :meth:`any_of` policies: empty when one alternative accepts,
+        otherwise the failures of all alternatives.
+        """
+        at = at or datetime.now(timezone.utc)
+        if not self.alternatives:
+            return self._failures(document, at)
+        failures: list[PolicyFailure] = []
+        for position, alternative in enumerate(self.alternatives):
+            found = alternative._failures(document, at)
+            if not found:
+                return ()
+            failures.extend(dataclasses.replace(failure, alternative=position) for failure in found)
+        return tuple(failures)
+
     def check(self, document: AttestationDocument, at: datetime) -> None:
-        """Raises :class:`PolicyViolation` unless ``document`` (already verified) is acceptable at ``at``."""
+        """Raises :class:`PolicyViolation` (with every failure) unless ``document`` is acceptable at ``at``."""
+        failures = self.explain(document, at)
+        if failures:
+            message = "; ".join(
+                failure.message if failure.alternative is None else f"[policy {failure.alternative}] {failure.message}"
+                for failure in failures
+            )
+            raise PolicyViolation(failures[0].code, message, failures)
+
+    def _failures(self, document: AttestationDocument, at: datetime) -> tuple[PolicyFailure, ...]:
+        failures: list[PolicyFailure] = []
         if document.is_debug and not self.allow_debug:
-            raise PolicyViolation(
-                "debug", "the enclave runs in debug mode (PCR0 is all zeros): its code is not measured"
+            failures.append(
+                PolicyFailure("debug", "the enclave runs in debug mode (PCR0 is all zeros): its code is not measured")
             )
         for index, allowed in self.pcrs.items():
+            expected = tuple(sorted(pin.hex() for pin in allowed))
             actual = document.pcrs.get(index)
             if actual is None:
-                raise PolicyViolation("pcr", f"PCR{index} is constrained by the policy but absent from the document")
-            if not _matches(actual.value, allowed):
-                raise PolicyViolation("pcr", f"PCR{index} is {actual.hex()}, not an allowed value")
-        for code, expected, actual_value in (
+                failures.append(
+                    PolicyFailure("pcr", f"PCR{index} is constrained but absent from the document", index, expected)
+                )
+            elif not _matches(actual.value, allowed):
+                failures.append(
+                    PolicyFailure(
+                        "pcr", f"PCR{index} is {actual.hex()}, not an allowed value", index, expected, actual.hex()
+                    )
+                )
+        if self.module_id is not None and not _module_id_regex(self.module_id).fullmatch(document.module_id):
+            failures.append(
+                PolicyFailure(
+                    "module_id",
+                    f"module_id {document.module_id!r} does not match {self.module_id!r}",
+                    expected=(self.module_id or "",),
+                    actual=document.module_id,
+                )
+            )
+        for code, wanted, actual_value in (
             ("nonce", self.nonce, document.nonce),
             ("user_data", self.user_data, document.user_data),
             ("public_key", self.public_key, document.public_key),
         ):
-            if expected is not None and (actual_value is None or not hmac.compare_digest(expected, actual_value)):
-                shown = "absent" if actual_value is None else f"{len(actual_value)} bytes that differ"
-                raise PolicyViolation(code, f"{code} does not match the expected value (the document has {shown})")
+            if wanted is not None and (actual_value is None or not hmac.compare_digest(wanted, actual_value)):
+                shown = "has none" if actual_value is None else f"has {len(actual_value)} bytes that differ"
+                failures.append(
+                    PolicyFailure(
+                        code,
+                        f"{code} does not match the expected value (the document {shown})",
+                        expected=(wanted.hex(),),
+                        actual=None if actual_value is None else actual_value.hex(),
+                    )
+                )
         if self.max_age is not None and document.timestamp < at - self.max_age:
-            raise PolicyViolation(
-                "stale",
-                f"document was made at {document.timestamp.isoformat()}, "
-                f"more than {self.max_age} before {at.isoformat()}",
+            failures.append(
+                PolicyFailure(
+                    "stale",
+                    f"document was made at {document.timestamp.isoformat()}, "
+                    f"more than {self.max_age} before {at.isoformat()}",
+                    expected=(str(self.max_age),),
+                    actual=document.timestamp.isoformat(),
+                )
             )
+        return tuple(failures)

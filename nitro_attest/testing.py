@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from .cose import P384_ORDER
+from .measurements import pcr3_for_role, pcr4_for_instance
 
 __all__ = [
     "DEFAULT_MODULE_ID",
@@ -108,11 +109,6 @@ def _sha384(text: str) -> bytes:
     return hashlib.sha384(text.encode()).digest()
 
 
-def _measure(text: str) -> bytes:
-    """A PCR extended once from zero with ``text``, as Nitro measures PCR3 (role ARN) and PCR4 (instance id)."""
-    return hashlib.sha384(bytes(48) + text.encode()).digest()
-
-
 #: The 16 PCRs of a default document, shaped like a real production enclave's.
 DEFAULT_PCRS: Mapping[int, bytes] = MappingProxyType(
     {
@@ -120,8 +116,8 @@ DEFAULT_PCRS: Mapping[int, bytes] = MappingProxyType(
         0: _sha384("nitro_attest test PCR0: enclave image"),
         1: _sha384("nitro_attest test PCR1: kernel and bootstrap"),
         2: _sha384("nitro_attest test PCR2: application"),
-        3: _measure(DEFAULT_ROLE_ARN),
-        4: _measure(_INSTANCE_ID),
+        3: pcr3_for_role(DEFAULT_ROLE_ARN).value,
+        4: pcr4_for_instance(_INSTANCE_ID).value,
         8: _sha384("nitro_attest test PCR8: signing certificate"),
     }
 )

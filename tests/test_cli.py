@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from nitro_attest.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, MAX_INPUT_SIZE, main
+from nitro_attest.measurements import pcr8_for_certificate
 from nitro_attest.testing import DEFAULT_PCRS, TestPKI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +168,7 @@ def test_verify_accepts_with_pins_nonce_and_document_time(
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "verified"
     assert "the document's own timestamp" in out
-    assert "PCR0, PCR1, PCR2 pinned, nonce, user_data" in out
+    assert "PCR0, PCR1, PCR2 pinned, nonce required, user_data required" in out
     assert DEFAULT_PCRS[2].hex() in out
 
 
@@ -290,6 +291,89 @@ def test_help_exits_0_and_explains_at_document(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "'document'" in out
     assert "archived" in out
+
+
+# --------------------------------------------------------------------------- pcr
+
+# AWS Nitro Enclaves User Guide, "Where to get an enclave's measurements": the PCR3 and PCR4 examples.
+GUIDE_PCR3 = "78fce75db17cd4e0a3fb8dad3ad128ca5e77edbb2b2c7f75329dccd99aa5f6ef4fc1f1a452e315b9e98f9e312e6921e6"
+GUIDE_PCR4 = "08f996b5d43e047a9eb51e7f548bfee7e164fd7dc8f65541f2ac09d6545ac812719327281c401a67a10fcba87ae79ce0"
+
+
+def test_pcr_role_arn(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pcr", "--role-arn", "arn:aws:iam::123456789012:role/Webserver"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "3 (IAM role of the parent instance)" in out
+    assert "arn:aws:iam::123456789012:role/Webserver" in out
+    assert out.splitlines()[-1].split() == ["value", GUIDE_PCR3]
+
+
+def test_pcr_instance_id_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pcr", "--instance-id", "i-1234567890abcdef0", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {
+        "index": 4,
+        "meaning": "instance ID of the parent instance",
+        "value": GUIDE_PCR4,
+        "instance_id": "i-1234567890abcdef0",
+    }
+
+
+@pytest.mark.parametrize("encoding", [Encoding.PEM, Encoding.DER])
+def test_pcr_signing_cert(tmp_path: Path, pki: TestPKI, encoding: Encoding, capsys: pytest.CaptureFixture[str]) -> None:
+    certificate = pki.roots[0]  # any certificate will do: PCR8 only hashes it
+    path = tmp_path / "signing-cert"
+    path.write_bytes(certificate.public_bytes(encoding))
+    assert main(["pcr", "--signing-cert", str(path), "--json"]) == EXIT_OK
+    result = json.loads(capsys.readouterr().out)
+    assert result["index"] == 8
+    assert result["meaning"] == "enclave image signing certificate"
+    assert result["value"] == pcr8_for_certificate(certificate).hex()
+    assert result["signing_cert"] == str(path)
+    assert "TEST-ONLY" in result["subject"]
+
+
+def test_pcr_signing_cert_from_stdin(
+    pki: TestPKI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pem = pki.roots[0].public_bytes(Encoding.PEM)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(pem)))
+    assert main(["pcr", "--signing-cert", "-"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "8 (enclave image signing certificate)" in out
+    assert pcr8_for_certificate(pem).hex() in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pcr"], "one of the arguments --role-arn --instance-id --signing-cert is required"),
+        (["pcr", "--role-arn", "arn:aws:iam::123456789012:role/a", "--instance-id", "i-12345678"], "not allowed"),
+        (["pcr", "--role-arn", "arn:aws:iam::123456789012:instance-profile/a"], "instance profile ARN"),
+        (["pcr", "--role-arn", "Webserver"], "not an IAM role ARN"),
+        (["pcr", "--instance-id", "i-1234567890abcdef0-enc0123456789abcdef0"], "before '-enc': i-1234567890abcdef0"),
+        (["pcr", "--instance-id", "i-1234"], "not an EC2 instance ID"),
+        (["pcr", "--signing-cert", "{doc}"], "--signing-cert {doc}: not an X.509 certificate"),
+        (["pcr", "--signing-cert", "{two}"], "holds 2 certificates"),
+        (["pcr", "--signing-cert", "{missing}"], "cannot read"),
+        (["pcr", "--signing-cert", "{huge}"], "larger than"),
+    ],
+)
+def test_pcr_usage_errors_exit_2(
+    tmp_path: Path, doc_file: Path, root_pem: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {
+        "doc": doc_file,
+        "missing": tmp_path / "missing.pem",
+        "two": tmp_path / "two.pem",
+        "huge": tmp_path / "huge",
+    }
+    files["two"].write_bytes(root_pem.read_bytes() * 2)
+    files["huge"].write_bytes(b"-" * (MAX_INPUT_SIZE + 1))
+    assert main([arg.format(**files) for arg in argv]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert message.format(**files) in captured.err
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
 
 
 # --------------------------------------------------------------------------- demo
