@@ -7,6 +7,7 @@
 :class:`NitroAttestError`; :func:`parse` only decodes (nothing verified).
 """
 
+from . import kms
 from ._verify import CLOCK_SKEW, verify
 from .chain import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
 from .document import PCR_MEANINGS, AttestationDocument, PCRValue, parse
@@ -19,6 +20,7 @@ from .errors import (
     PolicyViolation,
     SignatureInvalid,
 )
+from .kms import KmsDecision, KmsPolicyError
 from .measurements import pcr3_for_role, pcr4_for_instance, pcr8_for_certificate
 from .policy import Policy
 
@@ -32,6 +34,8 @@ __all__ = [
     "AttestationDocument",
     "CertificateInvalid",
     "DocumentTimeInvalid",
+    "KmsDecision",
+    "KmsPolicyError",
     "MalformedDocument",
     "NitroAttestError",
     "PCRValue",
@@ -39,6 +43,7 @@ __all__ = [
     "PolicyFailure",
     "PolicyViolation",
     "SignatureInvalid",
+    "kms",
     "parse",
     "pcr3_for_role",
     "pcr4_for_instance",

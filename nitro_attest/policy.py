@@ -18,10 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from .document import MAX_PCR_INDEX, PCR_SIZE, AttestationDocument, PCRValue
 from .errors import PolicyFailure, PolicyViolation
+from .kms import KeyPolicy, KmsPolicyError, key_policy_pcr_constraints
 
 __all__ = ["PCRPin", "Policy"]
 
@@ -215,6 +216,53 @@ class Policy:
             alternatives=tuple(flat),
         )
         return combined
+
+    @classmethod
+    def from_kms_key_policy(
+        cls,
+        key_policy: str | bytes | Mapping[str, Any] | KeyPolicy,
+        *,
+        action: str = "kms:Decrypt",
+        sid: str | None = None,
+        principal: str | None = None,
+        nonce: bytes | None = None,
+        user_data: bytes | None = None,
+        public_key: bytes | None = None,
+        max_age: timedelta | None = None,
+        allow_debug: bool = False,
+        module_id: str | None = None,
+    ) -> Policy:
+        """The Policy that accepts the PCRs an AWS KMS key policy lets through for ``action``.
+
+        One Allow statement must decide (name it with ``sid`` when several
+        could apply, e.g. beside a root-account administration statement);
+        Deny statements of the "deny unless PCRn is ..." shape narrow it. The
+        result is never looser than KMS, and stricter where KMS is lax: a
+        pinned PCR must be present, and what KMS does not check at all
+        (debug mode, freshness, nonce) is set by the other arguments.
+
+        Raises :class:`~nitro_attest.kms.KmsPolicyError` (a ``ValueError``)
+        saying why when the key policy cannot be expressed as one Policy.
+        """
+        pcrs = key_policy_pcr_constraints(key_policy, action=action, sid=sid, principal=principal)
+        if not pcrs:
+            raise KmsPolicyError(
+                f"the key policy's deciding statement for {action} pins no PCR; "
+                "if accepting any enclave is meant, use Policy.any_enclave(...)"
+            )
+        if not allow_debug and bytes(PCR_SIZE) in pcrs.get(0, frozenset()):
+            raise KmsPolicyError(
+                "the key policy allows PCR0 all zeros, a debug-mode enclave; pass allow_debug=True if that is meant"
+            )
+        return cls(
+            pcrs,
+            nonce=nonce,
+            user_data=user_data,
+            public_key=public_key,
+            max_age=max_age,
+            allow_debug=allow_debug,
+            module_id=module_id,
+        )
 
     def _set(
         self,
