@@ -8,20 +8,17 @@ the document's own time, then apply the caller's policy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from cryptography import x509
 
-from .chain import AWS_NITRO_ROOT_G1, validate_chain
+from .chain import AWS_NITRO_ROOT_G1, CLOCK_SKEW, validate_chain
 from .cose import verify_document_signature
 from .document import AttestationDocument, parse
 from .errors import DocumentTimeInvalid
 from .policy import Policy
 
 __all__ = ["CLOCK_SKEW", "verify"]
-
-#: How far a document's timestamp may lie after the verification time (clocks differ).
-CLOCK_SKEW = timedelta(seconds=60)
 
 
 def verification_time(at: datetime | None) -> datetime:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import TypeVar
 
@@ -25,7 +25,7 @@ from .cose import is_p384_key, verify_p384_der
 from .document import AttestationDocument
 from .errors import CertificateInvalid
 
-__all__ = ["AWS_NITRO_ROOT_G1", "AWS_NITRO_ROOT_G1_SHA256", "validate_chain"]
+__all__ = ["AWS_NITRO_ROOT_G1", "AWS_NITRO_ROOT_G1_SHA256", "CLOCK_SKEW", "validate_chain"]
 
 #: SHA-256 of the DER of "AWS Nitro Enclaves Root G1", as AWS publishes it.
 AWS_NITRO_ROOT_G1_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
@@ -43,6 +43,10 @@ def _load_shipped_root() -> x509.Certificate:
         )
     return root
 
+
+#: How far the verifier's clock may lag the enclave host's: certificates not yet
+#: valid by up to this much, and document timestamps up to this far ahead, pass.
+CLOCK_SKEW = timedelta(seconds=60)
 
 #: The AWS Nitro Enclaves Root G1, shipped in the package and checked at import.
 AWS_NITRO_ROOT_G1 = _load_shipped_root()
@@ -141,7 +145,10 @@ def validate_chain(
         _check_link(path[position - 1], keys[position - 1], path[position], where)
     for position, certificate in enumerate(path):
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-        if not not_before <= at <= not_after:
+        # Nitro signs the first document ~3 s after its leaf's notBefore: a
+        # verifier whose clock is a few seconds behind the host's must not
+        # reject it. The same skew bounds the document's timestamp (_verify.py).
+        if not not_before - CLOCK_SKEW <= at <= not_after:
             raise CertificateInvalid(
                 "expired",
                 f"{_describe(position, len(path), certificate)} is valid from {not_before.isoformat()} "

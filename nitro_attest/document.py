@@ -155,10 +155,14 @@ def _optional_bytes(payload: Mapping[str, Any], key: str) -> bytes | None:
 # What cryptography raises for a certificate it cannot parse. Only the load and
 # the three lazy parses below run inside the try, so these cannot hide a bug of
 # ours; tests/test_certificate_parsing.py makes each of them happen. (TypeError:
-# a name attribute encoded as a BIT STRING under another OID.)
+# a name attribute encoded as a BIT STRING under another OID. Warning: what
+# cryptography only warns about, a 3-letter country or a zero serial, is an
+# exception when the application runs with warnings as errors; the filters are
+# the caller's and global, so they are not changed here.)
 _CERTIFICATE_PARSE_ERRORS = (
     ValueError,
     TypeError,
+    Warning,
     x509.InvalidVersion,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
@@ -173,11 +177,12 @@ def _load_certificate(der: bytes, where: str) -> x509.Certificate:
         certificate.subject  # noqa: B018
         certificate.issuer  # noqa: B018
         certificate.extensions  # noqa: B018
+        serial = certificate.serial_number
     except _CERTIFICATE_PARSE_ERRORS as exc:
         raise CertificateInvalid("certificate", f"{where} is not a usable X.509 certificate: {exc}") from None
     # RFC 5280 4.1.2.2; cryptography only warns today and will refuse such certificates later,
     # so refuse them now and give the same verdict under every version.
-    if certificate.serial_number <= 0:
+    if serial <= 0:
         raise CertificateInvalid("certificate", f"{where} has a serial number that is not positive")
     return certificate
 

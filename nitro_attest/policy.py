@@ -381,7 +381,8 @@ class Policy:
                         actual=None if actual_value is None else actual_value.hex(),
                     )
                 )
-        if self.max_age is not None and document.timestamp < at - self.max_age:
+        # Subtracting from at could leave datetime's range for a huge max_age; the age cannot.
+        if self.max_age is not None and at - document.timestamp > self.max_age:
             failures.append(
                 PolicyFailure(
                     "stale",

@@ -82,3 +82,20 @@ _EXPECTED_REASON = {
     "_negative_serial": "serial number that is not positive",
     "_truncated": "not a usable X.509 certificate",
 }
+
+
+def _three_letter_country(der: bytes) -> bytes:
+    # C=USA: cryptography warns (a country is 2 letters); the length bytes grow by one.
+    position = der.index(_COUNTRY_US)
+    return der[:position] + b"\x13\x03USA" + der[position + 4 :]
+
+
+@pytest.mark.parametrize("edit", [_negative_serial, _three_letter_country], ids=lambda edit: edit.__name__)
+def test_warnings_as_errors_still_give_a_certificate_error(leaf_der: bytes, edit: Callable[[bytes], bytes]) -> None:
+    """An application running with -W error must get CertificateInvalid, not cryptography's warning."""
+    data = TestPKI.create().document(payload_overrides={"certificate": edit(leaf_der)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CertificateInvalid) as caught:
+            nitro_attest.parse(data)
+    assert caught.value.code == "certificate"

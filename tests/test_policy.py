@@ -219,3 +219,7 @@ def test_bad_pins_are_refused(pcrs: object, error: type[Exception], match: str) 
 def test_bad_options_are_refused(options: dict[str, object], error: type[Exception]) -> None:
     with pytest.raises(error):
         Policy(OLD_IMAGE, **options)  # type: ignore[arg-type]
+
+
+def test_huge_max_age_is_not_an_overflow(pki: TestPKI, document: AttestationDocument) -> None:
+    assert Policy(OLD_IMAGE, max_age=timedelta.max).explain(document, pki.document_time) == ()

@@ -731,7 +731,15 @@ def test_leaf_expired_at_verification_time_is_rejected(pki: TestPKI) -> None:
 
 
 def test_leaf_not_yet_valid_at_verification_time_is_rejected(pki: TestPKI) -> None:
-    rejects(pki, pki.document(), "expired", at=pki.leaf.not_valid_before_utc - timedelta(seconds=1))
+    too_early = pki.leaf.not_valid_before_utc - nitro_attest.CLOCK_SKEW - timedelta(seconds=1)
+    rejects(pki, pki.document(), "expired", at=too_early)
+
+
+def test_leaf_not_yet_valid_within_the_clock_skew_is_accepted(pki: TestPKI) -> None:
+    # Nitro signs ~3 s after its leaf's notBefore; a verifier 5 s behind must still accept.
+    verify(pki, pki.document(), at=pki.leaf.not_valid_before_utc - timedelta(seconds=5))
+    first = pki.document(timestamp=pki.leaf.not_valid_before_utc)
+    verify(pki, first, at=pki.leaf.not_valid_before_utc - nitro_attest.CLOCK_SKEW)
 
 
 @pytest.mark.parametrize("level", ["regional", "zonal", "instance"])
@@ -741,7 +749,7 @@ def test_intermediate_expired_is_rejected(pki: TestPKI, level: Any) -> None:
 
 @pytest.mark.parametrize("level", ["regional", "zonal", "instance"])
 def test_intermediate_not_yet_valid_is_rejected(pki: TestPKI, level: Any) -> None:
-    rejects(pki, pki.reissue(level, not_before=pki.document_time + timedelta(minutes=1)).document(), "expired")
+    rejects(pki, pki.reissue(level, not_before=pki.document_time + timedelta(minutes=2)).document(), "expired")
 
 
 def test_root_is_checked_for_validity_too(pki: TestPKI) -> None:

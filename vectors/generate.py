@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtensionOID, ObjectIdentifier
 
-from nitro_attest import AWS_NITRO_ROOT_G1, errors
+from nitro_attest import AWS_NITRO_ROOT_G1, CLOCK_SKEW, errors
 from nitro_attest.cose import P384_ORDER
 from nitro_attest.testing import DEFAULT_PCRS, OMIT, Raw, TestPKI, derive_key, encode_map
 
@@ -353,6 +353,13 @@ def _accept(pki: TestPKI) -> list[Vector]:
             "verified exactly at the leaf's notAfter",
             pki.document(),
             pki.leaf.not_valid_after_utc,
+        ),
+        Vector(
+            "accept-clock-skew-leaf-not-yet-valid",
+            "4. clock skew (60 s) on certificate validity",
+            "verified 5 s before the leaf's notBefore, as a verifier whose clock lags the host's would",
+            pki.document(),
+            pki.leaf.not_valid_before_utc - timedelta(seconds=5),
         ),
         Vector(
             "accept-max-age-boundary",
@@ -1043,9 +1050,9 @@ def _reject_chain(pki: TestPKI) -> list[Vector]:
         Vector(
             "reject-expired-leaf-not-yet-valid",
             "3. valid at the verification time",
-            "verified one second before the leaf's notBefore",
+            "verified one second more than the clock skew (60 s) before the leaf's notBefore",
             pki.document(),
-            pki.leaf.not_valid_before_utc - timedelta(seconds=1),
+            pki.leaf.not_valid_before_utc - CLOCK_SKEW - timedelta(seconds=1),
             "expired",
         ),
         Vector(
