@@ -23,6 +23,7 @@ from .errors import (
 from .kms import KmsDecision, KmsPolicyError
 from .measurements import pcr3_for_role, pcr4_for_instance, pcr8_for_certificate
 from .policy import Policy
+from .policy_file import PolicyFileError, dumps_policy, load_policy, loads_policy
 
 __version__ = "0.1.0"
 
@@ -41,9 +42,13 @@ __all__ = [
     "PCRValue",
     "Policy",
     "PolicyFailure",
+    "PolicyFileError",
     "PolicyViolation",
     "SignatureInvalid",
+    "dumps_policy",
     "kms",
+    "load_policy",
+    "loads_policy",
     "parse",
     "pcr3_for_role",
     "pcr4_for_instance",

@@ -3,7 +3,10 @@
 Subcommands: ``inspect`` (decode only, nothing verified), ``verify`` (the
 library's :func:`~nitro_attest.verify` under a policy built from flags),
 ``pcr`` (the expected PCR3, PCR4 or PCR8 from a role ARN, an instance ID or a
-signing certificate; :mod:`nitro_attest.measurements`) and ``demo`` (a
+signing certificate; :mod:`nitro_attest.measurements`), ``policy check``
+(documents against a policy file or an AWS KMS key policy;
+:mod:`nitro_attest.policy_file`, :mod:`nitro_attest.kms`), ``policy
+from-document`` (a policy pinning a document's PCRs) and ``demo`` (a
 self-contained run with the look-alike test PKI).
 
 Exit codes: 0 accepted (or shown), 1 rejected (a :class:`NitroAttestError`,
@@ -30,13 +33,14 @@ from typing import Any, BinaryIO
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from . import __version__
+from . import __version__, kms
 from ._verify import verify
 from .chain import AWS_NITRO_ROOT_G1
-from .document import MAX_PCR_INDEX, PCR_SIZE, AttestationDocument, parse
-from .errors import NitroAttestError
+from .document import MAX_PCR_INDEX, PCR_MEANINGS, PCR_SIZE, AttestationDocument, parse
+from .errors import NitroAttestError, PolicyFailure
 from .measurements import _signing_certificate, pcr3_for_role, pcr4_for_instance, pcr8_for_certificate
 from .policy import Policy
+from .policy_file import PolicyFileError, dumps_policy, load_policy
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "main"]
 
@@ -59,6 +63,11 @@ _SHOW_TEXT = 60
 # The PCRs a person compares (PCR_MEANINGS), in the verified summary.
 _SUMMARY_PCRS = (0, 1, 2, 3, 4, 8)
 _NOT_VERIFIED = "NOT VERIFIED: decoded only; signature, chain, time and PCRs unchecked (see `nitro-attest verify`)"
+# The request actions kms.evaluate accepts ("service:Operation"), checked before any document is judged.
+_KMS_ACTION = re.compile(r"[A-Za-z0-9-]+:[A-Za-z0-9]+")
+# `policy from-document` pins these by default: the image's identity (PCR8 only when the image is signed).
+_IMAGE_PCRS = (0, 1, 2)
+_SIGNING_PCR = 8
 
 
 class _UsageError(Exception):
@@ -187,6 +196,19 @@ def _pcr_argument(text: str) -> tuple[int, str]:
             + ("" if _HEX.fullmatch(value) else " that are not all hex")
         )
     return index, value.lower()
+
+
+def _pcr_index_argument(text: str) -> int:
+    index_text = text.strip().lower().removeprefix("pcr")
+    if not (index_text.isascii() and index_text.isdigit()) or not 0 <= int(index_text) <= MAX_PCR_INDEX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a PCR index 0..{MAX_PCR_INDEX}")
+    return int(index_text)
+
+
+def _action_argument(text: str) -> str:
+    if not _KMS_ACTION.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a KMS action such as kms:Decrypt")
+    return text
 
 
 def _hex_argument(text: str) -> bytes:
@@ -525,6 +547,159 @@ def _cmd_pcr(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_policy_file(path: str) -> Policy | kms.KeyPolicy:
+    try:
+        return load_policy(path)
+    except (PolicyFileError, kms.KmsPolicyError) as error:  # their messages name the file and the key
+        raise _UsageError(str(error)) from None
+    except OSError as exc:
+        raise _UsageError(f"cannot read --policy {path}: {exc.strerror or exc}") from None
+
+
+def _failure_lines(failure: PolicyFailure) -> list[str]:
+    """One policy failure: code and message, then the PCR, the allowed values and the document's value."""
+    alternative = "" if failure.alternative is None else f"[policy {failure.alternative}] "
+    if failure.code == "pcr" and failure.index is not None:
+        # The library's message spells out the value, which the rows below show aligned with the expected ones.
+        meaning = PCR_MEANINGS.get(failure.index)
+        pcr = f"PCR{failure.index}" + (f" ({meaning})" if meaning else "")
+        summary = f"{pcr} is not an allowed value" if failure.actual else f"{pcr} is absent from the document"
+    else:
+        summary = _safe(failure.message)
+    lines = [f"  {alternative}[{failure.code}] {summary}"]
+    rows: list[tuple[str, Sequence[str]]] = []
+    if failure.expected:
+        rows.append(("expected", [_safe(value) for value in failure.expected]))
+        rows.append(("actual", ["(absent)" if failure.actual is None else _safe(failure.actual)]))
+    return lines + (_field_rows(rows, indent="      ") if rows else [])
+
+
+def _kms_lines(name: str, decision: kms.KmsDecision, action: str) -> list[str]:
+    deciding = decision.deciding_statement
+    verdict = "ALLOW" if decision.allowed else "DENY"
+    rows: list[tuple[str, Sequence[str]]] = [
+        ("deciding statement", [_safe(deciding.label) if deciding else "none (implicit deny)"]),
+        ("reasons", [_safe(reason) for reason in decision.reasons]),
+        ("unevaluated", [", ".join(_safe(key) for key in decision.unevaluated) or "(none)"]),
+    ]
+    return [f"{name}: KMS would {verdict} {action}", *_field_rows(rows, indent="  ")]
+
+
+def _check_document(
+    name: str,
+    data: bytes,
+    policy: Policy | kms.KeyPolicy,
+    args: argparse.Namespace,
+    roots: Sequence[x509.Certificate] | None,
+) -> bool:
+    """Prints the verdict on one document; True when it is genuine and the policy accepts (KMS allows) it."""
+    try:
+        if isinstance(args.at, _DocumentTime):
+            at = parse(data).timestamp
+        else:
+            at = args.at if args.at is not None else datetime.now(timezone.utc)
+        # Genuineness first, with a policy that accepts any enclave: the policy file is judged separately,
+        # so that every one of its failures (or KMS's reasons) can be shown, not only the first.
+        document = verify(data, Policy.any_enclave(allow_debug=True), at=at, roots=roots)
+    except NitroAttestError as error:
+        # _safe: the message may quote the document (names, values), which is not genuine.
+        print(f"{name}: rejected [{error.code}]: {_safe(error.message)}")
+        if error.code == "expired" and args.at is None:
+            print("hint: to re-check an archived document at its own time, add --at document", file=sys.stderr)
+        return False
+    if isinstance(policy, kms.KeyPolicy):
+        action = args.action or "kms:Decrypt"
+        decision = kms.evaluate(policy, document, action=action, principal=args.principal)
+        print("\n".join(_kms_lines(name, decision, action)))
+        return decision.allowed
+    failures = policy.explain(document, at)
+    if not failures:
+        print(f"{name}: accepted")
+        return True
+    count = f"{len(failures)} failure{'s' if len(failures) > 1 else ''}"
+    print(
+        "\n".join(
+            [f"{name}: rejected by the policy ({count})", *(line for f in failures for line in _failure_lines(f))]
+        )
+    )
+    return False
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    policy = _load_policy_file(args.policy)
+    if isinstance(policy, Policy):
+        kms_only = [
+            flag for flag, value in (("--action", args.action), ("--principal", args.principal)) if value is not None
+        ]
+        if kms_only:
+            raise _UsageError(
+                f"{' and '.join(kms_only)} only appl{'y' if len(kms_only) > 1 else 'ies'} to AWS KMS key policies; "
+                f"{args.policy} is a nitro_attest policy"
+            )
+    roots = _load_roots(args.root) if args.root else None
+    # Every document is read before any is judged: an unreadable one is a usage error, not a verdict.
+    documents = [("stdin" if path == "-" else path, _load_document_bytes(path)) for path in args.documents]
+    verdicts = [_check_document(name, data, policy, args, roots) for name, data in documents]
+    return EXIT_OK if all(verdicts) else EXIT_REJECTED
+
+
+def _kms_condition(document: AttestationDocument, indices: Sequence[int]) -> dict[str, dict[str, str]]:
+    keys = {index: kms.IMAGE_SHA384_KEY if index == 0 else f"kms:RecipientAttestation:PCR{index}" for index in indices}
+    # IgnoreCase, as AWS's examples: KMS compares strings, and hex is written in either case.
+    return {"StringEqualsIgnoreCase": {keys[index]: document.pcrs[index].hex() for index in indices}}
+
+
+def _cmd_policy_from_document(args: argparse.Namespace) -> int:
+    if args.kms and args.format == "toml":
+        raise _UsageError("--kms prints a KMS key policy Condition block, which is JSON: drop --format toml")
+    data = _load_document_bytes(args.file)
+    try:
+        document = parse(data)
+    except NitroAttestError as error:
+        print(f"invalid [{error.code}]: {error.message}", file=sys.stderr)
+        return EXIT_REJECTED
+    if document.is_debug and not args.allow_debug:
+        raise _UsageError(
+            "the document comes from a debug-mode enclave: PCR0, PCR1 and PCR2 are all zero because nothing is "
+            "measured, so pinning them would accept every debug-mode enclave, whatever code it runs. Use a "
+            "production enclave's document, or pass --allow-debug for a development-only policy"
+        )
+    if args.pcr_index:
+        indices = sorted(set(args.pcr_index))
+    else:
+        signed = _SIGNING_PCR in document.pcrs and not document.pcrs[_SIGNING_PCR].is_zero
+        indices = [*_IMAGE_PCRS, *((_SIGNING_PCR,) if signed else ())]
+    missing = [f"PCR{index}" for index in indices if index not in document.pcrs]
+    if missing:
+        raise _UsageError(f"the document has no {', '.join(missing)}: it has PCRs {', '.join(map(str, document.pcrs))}")
+    # stdout carries only the policy (for redirection into a file); what the person must know goes to stderr.
+    print(
+        "NOT VERIFIED: these PCRs are copied from a document that was only decoded; verify it "
+        "(nitro-attest verify) or compare them with your build's measurements before trusting the policy",
+        file=sys.stderr,
+    )
+    print(f"pinned: {', '.join(f'PCR{index}' for index in indices)}", file=sys.stderr)
+    if 0 not in indices:
+        print("warning: PCR0 (the enclave image file) is not pinned: other images may be accepted", file=sys.stderr)
+    if args.kms:
+        if document.is_debug:
+            print(
+                "warning: KMS does not know debug mode: this condition admits every debug-mode enclave",
+                file=sys.stderr,
+            )
+        print(json.dumps(_kms_condition(document, indices), indent=2))
+        return EXIT_OK
+    policy = Policy({index: document.pcrs[index] for index in indices}, allow_debug=args.allow_debug)
+    print(dumps_policy(policy, format=args.format or "json"), end="")
+    return EXIT_OK
+
+
+def _cmd_policy(args: argparse.Namespace) -> int:
+    if args.policy_command == "check":
+        return _cmd_policy_check(args)
+    return _cmd_policy_from_document(args)
+
+
 def _flip_byte_inside(data: bytes, needle: bytes) -> bytes:
     """``data`` with one bit of ``needle``'s first occurrence flipped: same length, still parses."""
     position = data.find(needle)
@@ -697,6 +872,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     pcr.add_argument("--json", action="store_true", help="print JSON: index, meaning, value and the input")
 
+    _add_policy_parser(commands)
+
     commands.add_parser(
         "demo",
         help="mint, verify and tamper with a document from a TEST PKI (not AWS)",
@@ -705,10 +882,99 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_policy_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    policy = commands.add_parser(
+        "policy",
+        help="check documents against a policy file or KMS key policy; write a policy from a document",
+        description="Policy files: nitro_attest's own format (JSON or TOML, see docs/policies.md) "
+        "or an AWS KMS key policy (JSON with a Statement).",
+    )
+    actions = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+
+    check = actions.add_parser(
+        "check",
+        help="verify documents, then judge them under a policy file or KMS key policy",
+        description="For each DOC: verify that it is genuine (signature, certificate chain to the AWS root "
+        "unless --root, time), then apply the policy: a nitro_attest policy lists every failure; "
+        "an AWS KMS key policy is evaluated as KMS would (ALLOW or DENY, the deciding statement, the reasons, "
+        "and the conditions that cannot be evaluated offline).",
+        epilog="Exit codes: 0 every document accepted (allowed), 1 any rejected (denied), "
+        "2 usage error (unreadable or malformed policy file, bad flags, unreadable document).",
+    )
+    check.add_argument("documents", metavar="DOC", nargs="+", help="raw CBOR, hex or base64; - for stdin")
+    check.add_argument(
+        "--policy", metavar="FILE", required=True, help="a nitro_attest policy (.json, .toml) or a KMS key policy"
+    )
+    check.add_argument(
+        "--action",
+        metavar="ACTION",
+        type=_action_argument,
+        help="KMS key policies only: the request's action (default kms:Decrypt)",
+    )
+    check.add_argument(
+        "--principal",
+        metavar="ARN",
+        help="KMS key policies only: the caller's ARN (e.g. the parent instance's role); "
+        "without it Principal is not evaluated",
+    )
+    check.add_argument(
+        "--at",
+        metavar="TIME",
+        type=_at_argument,
+        help="verification time, ISO 8601 with a zone; default now; 'document': each document's own timestamp",
+    )
+    check.add_argument(
+        "--root",
+        metavar="PEM",
+        action="append",
+        default=[],
+        help="trust the certificate(s) in this PEM file instead of the shipped AWS root; repeatable",
+    )
+
+    make = actions.add_parser(
+        "from-document",
+        help="print a policy pinning a document's PCRs (the document is NOT verified)",
+        description="Print a policy that pins the PCRs of DOC: by default PCR0, PCR1, PCR2 (the enclave image "
+        "file, kernel and application) and PCR8 when it is non-zero (the image's signing certificate), which "
+        "identify the image wherever it runs. The document is only decoded, not verified: take it from an "
+        "enclave you trust.",
+        epilog="Exit codes: 0 printed, 1 the document cannot be decoded, 2 usage error "
+        "(including a debug-mode document without --allow-debug).",
+    )
+    make.add_argument("file", metavar="DOC", help="raw CBOR, hex or base64; - for stdin")
+    make.add_argument(
+        "--kms",
+        action="store_true",
+        help="print a KMS key policy Condition block (StringEqualsIgnoreCase on kms:RecipientAttestation:...) "
+        "instead of a nitro_attest policy",
+    )
+    make.add_argument(
+        "--format",
+        choices=("json", "toml"),
+        help="nitro_attest policy format (default json; reading TOML policies needs Python 3.11+)",
+    )
+    make.add_argument(
+        "--pcr-index",
+        metavar="N",
+        type=_pcr_index_argument,
+        action="append",
+        default=[],
+        help="pin PCR N instead of the default set (list 0, 1 and 2 as well to keep pinning the image); repeat for "
+        "several. PCR3 (the parent instance's IAM role) and PCR4 (its instance ID) tie the policy to one role or "
+        "one instance",
+    )
+    make.add_argument(
+        "--allow-debug",
+        action="store_true",
+        help="accept a debug-mode document (PCR0 all zero) and write allow_debug; for development only",
+    )
+
+
 _COMMANDS: Mapping[str, Callable[[argparse.Namespace], int]] = {
     "inspect": _cmd_inspect,
     "verify": _cmd_verify,
     "pcr": _cmd_pcr,
+    "policy": _cmd_policy,
     "demo": _cmd_demo,
 }
 
@@ -729,7 +995,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except _UsageError as error:
-        print(f"nitro-attest {args.command}: error: {error}", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "policy_command", None))))
+        print(f"nitro-attest {command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # The reader (e.g. `| head`) left: stop quietly, and keep Python's exit-time flush from failing again.
