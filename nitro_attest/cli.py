@@ -785,6 +785,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _add_root_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root",
+        metavar="PEM",
+        action="append",
+        default=[],
+        help="trust the certificate(s) in this PEM file instead of the shipped AWS root; repeatable",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nitro-attest",
@@ -842,13 +852,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="reject documents older than this at the verification time (replay window)",
     )
     check.add_argument("--allow-debug", action="store_true", help="accept debug-mode enclaves (PCR0 all zero)")
-    check.add_argument(
-        "--root",
-        metavar="PEM",
-        action="append",
-        default=[],
-        help="trust the certificate(s) in this PEM file instead of the shipped AWS root; repeatable",
-    )
+    _add_root_argument(check)
 
     pcr = commands.add_parser(
         "pcr",
@@ -923,13 +927,7 @@ def _add_policy_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         type=_at_argument,
         help="verification time, ISO 8601 with a zone; default now; 'document': each document's own timestamp",
     )
-    check.add_argument(
-        "--root",
-        metavar="PEM",
-        action="append",
-        default=[],
-        help="trust the certificate(s) in this PEM file instead of the shipped AWS root; repeatable",
-    )
+    _add_root_argument(check)
 
     make = actions.add_parser(
         "from-document",

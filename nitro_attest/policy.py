@@ -205,16 +205,7 @@ class Policy:
         if len(flat) == 1:
             return flat[0]
         combined = cls.__new__(cls)
-        combined._set(
-            pcrs=MappingProxyType({}),
-            nonce=None,
-            user_data=None,
-            public_key=None,
-            max_age=None,
-            allow_debug=False,
-            module_id=None,
-            alternatives=tuple(flat),
-        )
+        combined._set(pcrs=MappingProxyType({}), alternatives=tuple(flat))
         return combined
 
     @classmethod
@@ -268,12 +259,12 @@ class Policy:
         self,
         *,
         pcrs: Mapping[int, frozenset[bytes]],
-        nonce: bytes | None,
-        user_data: bytes | None,
-        public_key: bytes | None,
-        max_age: timedelta | None,
-        allow_debug: bool,
-        module_id: str | None,
+        nonce: bytes | None = None,
+        user_data: bytes | None = None,
+        public_key: bytes | None = None,
+        max_age: timedelta | None = None,
+        allow_debug: bool = False,
+        module_id: str | None = None,
         alternatives: tuple[Policy, ...] = (),
     ) -> None:
         if max_age is not None and (not isinstance(max_age, timedelta) or max_age < timedelta(0)):
