@@ -9,6 +9,8 @@
 
 from . import kms
 from ._verify import CLOCK_SKEW, verify
+from .backend import BACKEND
+from .batch import verify_batch
 from .chain import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
 from .document import PCR_MEANINGS, AttestationDocument, PCRValue, parse
 from .errors import (
@@ -30,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AWS_NITRO_ROOT_G1",
     "AWS_NITRO_ROOT_G1_SHA256",
+    "BACKEND",
     "CLOCK_SKEW",
     "PCR_MEANINGS",
     "AttestationDocument",
@@ -54,4 +57,5 @@ __all__ = [
     "pcr4_for_instance",
     "pcr8_for_certificate",
     "verify",
+    "verify_batch",
 ]

@@ -7,12 +7,12 @@ the document's own time, then apply the caller's policy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
 from cryptography import x509
 
-from .chain import AWS_NITRO_ROOT_G1, CLOCK_SKEW, validate_chain
+from .chain import AWS_NITRO_ROOT_G1, CLOCK_SKEW, LinkKey, validate_chain
 from .cose import verify_document_signature
 from .document import AttestationDocument, parse
 from .errors import DocumentTimeInvalid
@@ -64,6 +64,31 @@ def check_document_time(document: AttestationDocument, at: datetime) -> None:
         )
 
 
+def check_verified_document(
+    document: AttestationDocument,
+    policy: Policy,
+    at: datetime,
+    roots: Sequence[x509.Certificate],
+    *,
+    link_verdicts: Mapping[LinkKey, bool] | None = None,
+    signature_verdict: bool | None = None,
+) -> None:
+    """Every check after decoding, in verify()'s order; verify_batch() passes the signatures it precomputed."""
+    validate_chain(document, at, roots, verdicts=link_verdicts)
+    verify_document_signature(document, verdict=signature_verdict)
+    check_document_time(document, at)
+    policy.check(document, at)
+
+
+def check_arguments(
+    policy: Policy, at: datetime | None, roots: Sequence[x509.Certificate] | None
+) -> tuple[datetime, Sequence[x509.Certificate]]:
+    """The caller's arguments, checked (TypeError/ValueError: bugs in the caller, not in the document)."""
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a nitro_attest.Policy, not {type(policy).__name__}")
+    return verification_time(at), trusted_roots(roots)
+
+
 def verify(
     data: bytes,
     policy: Policy,
@@ -80,13 +105,7 @@ def verify(
     Raises a :class:`~nitro_attest.NitroAttestError` subclass for every
     rejection, ``TypeError``/``ValueError`` for bad arguments (not bad bytes).
     """
-    if not isinstance(policy, Policy):
-        raise TypeError(f"policy must be a nitro_attest.Policy, not {type(policy).__name__}")
-    at = verification_time(at)
-    roots = trusted_roots(roots)
+    at, roots = check_arguments(policy, at, roots)
     document = parse(data)
-    leaf_key = validate_chain(document, at, roots)
-    verify_document_signature(document, leaf_key)
-    check_document_time(document, at)
-    policy.check(document, at)
+    check_verified_document(document, policy, at, roots)
     return document

@@ -9,23 +9,39 @@ Certificate parsing is pyca/cryptography's; nothing here reads DER.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
-from .cose import is_p384_key, verify_p384_der
+from .backend import P384Job, verify_p384_many
+from .cose import is_p384_key, p384_point
 from .document import AttestationDocument
 from .errors import CertificateInvalid
 
-__all__ = ["AWS_NITRO_ROOT_G1", "AWS_NITRO_ROOT_G1_SHA256", "CLOCK_SKEW", "validate_chain"]
+__all__ = [
+    "AWS_NITRO_ROOT_G1",
+    "AWS_NITRO_ROOT_G1_SHA256",
+    "CLOCK_SKEW",
+    "LINK_CACHE",
+    "LinkCache",
+    "LinkKey",
+    "der",
+    "is_trusted_anchor",
+    "link_job",
+    "validate_chain",
+]
 
 #: SHA-256 of the DER of "AWS Nitro Enclaves Root G1", as AWS publishes it.
 AWS_NITRO_ROOT_G1_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
@@ -56,55 +72,133 @@ _E = TypeVar("_E", bound=x509.ExtensionType)
 _UNDERSTOOD_CRITICAL = frozenset({ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE})
 
 
+#: A certificate link, by exact bytes: (issuer DER, subject DER).
+LinkKey: TypeAlias = "tuple[bytes, bytes]"
+
+
+class LinkCache:
+    """The certificate links whose signature has verified: a bounded, thread-safe LRU set.
+
+    Keyed on the exact DER of both certificates, so a look-alike certificate
+    (same names, other key or bytes) is never served from it. Only
+    :func:`validate_chain` adds to it, after the link's names chain and its
+    signature verified; validity at the verification time is checked on
+    every call regardless, so a cached link is never "valid forever".
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self._links: OrderedDict[LinkKey, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            if key not in self._links:
+                return False
+            self._links.move_to_end(key)  # type: ignore[arg-type]
+            return True
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+    def add(self, key: LinkKey) -> None:
+        with self._lock:
+            self._links[key] = None
+            self._links.move_to_end(key)
+            while len(self._links) > self.maxsize:
+                self._links.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._links.clear()
+
+
+#: The process-wide cache used by verify() and verify_batch(). Intermediates
+#: repeat for days and an enclave's leaf for ~3 hours, so a warm cache leaves
+#: one P-384 verification (the document's own signature) per document.
+LINK_CACHE = LinkCache()
+
+
 def _describe(position: int, path_length: int, certificate: x509.Certificate) -> str:
     where = "certificate (the enclave's leaf)" if position == path_length - 1 else f"cabundle[{position}]"
     return f"{where} {certificate.subject.rfc4514_string()}"
 
 
-def _public_key(certificate: x509.Certificate, where: str) -> ec.EllipticCurvePublicKey:
+@functools.lru_cache(maxsize=4096)
+def der(certificate: x509.Certificate) -> bytes:
+    """The certificate's DER. Cached: re-encoding costs ~9 us, and parsed certificates are shared."""
+    return certificate.public_bytes(Encoding.DER)
+
+
+def is_trusted_anchor(document: AttestationDocument, roots: Sequence[x509.Certificate]) -> bool:
+    """True when ``cabundle[0]`` is byte-identical to one of ``roots``."""
+    anchor = der(document.cabundle[0])
+    return any(anchor == der(root) for root in roots)
+
+
+def link_job(issuer: x509.Certificate, subject: x509.Certificate) -> P384Job | None:
+    """The P-384 check that ``issuer`` signed ``subject``; None when it cannot hold.
+
+    None for an issuer key that is not P-384 or a signature that is not the
+    strict DER of (r, s): DER has one encoding per value, so re-encoding
+    must give the received bytes back.
+    """
+    point = p384_point(issuer)
+    if point is None:
+        return None
     try:
-        key = certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:  # malformed key, explicit curve parameters
-        raise CertificateInvalid("certificate", f"{where}: unusable public key: {exc}") from None
-    if not is_p384_key(key):
-        raise CertificateInvalid("certificate", f"{where}: key is not EC P-384")
-    return key
+        r, s = decode_dss_signature(subject.signature)
+    except ValueError:
+        return None
+    # DER integers may be negative or long; only 1..2^384-1 fits the job's 48-byte fields.
+    if encode_dss_signature(r, s) != subject.signature or not (0 < r < 1 << 384 and 0 < s < 1 << 384):
+        return None
+    return P384Job(point, subject.tbs_certificate_bytes, r.to_bytes(48, "big") + s.to_bytes(48, "big"))
 
 
 def _check_certificate(certificate: x509.Certificate, position: int, path_length: int) -> ec.EllipticCurvePublicKey:
     """The time-independent checks of one certificate, given its place in the path; returns its key."""
-    where = _describe(position, path_length, certificate)
+
+    def reject(code: str, problem: str) -> CertificateInvalid:
+        # Describing a certificate formats its name: only worth it for a rejection.
+        return CertificateInvalid(code, f"{_describe(position, path_length, certificate)}: {problem}")
+
     if certificate.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
-        raise CertificateInvalid("certificate", f"{where}: signature algorithm is not ecdsa-with-SHA384")
-    key = _public_key(certificate, where)
+        raise reject("certificate", "signature algorithm is not ecdsa-with-SHA384")
+    try:
+        key = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:  # malformed key, explicit curve parameters
+        raise reject("certificate", f"unusable public key: {exc}") from None
+    if not is_p384_key(key):
+        raise reject("certificate", "key is not EC P-384")
     extensions = certificate.extensions  # parsed (and checked) by document.parse
     for extension in extensions:
         if extension.critical and extension.oid not in _UNDERSTOOD_CRITICAL:
-            raise CertificateInvalid("chain", f"{where}: unknown critical extension {extension.oid.dotted_string}")
+            raise reject("chain", f"unknown critical extension {extension.oid.dotted_string}")
     basic = _extension_value(extensions, x509.BasicConstraints)
     usage = _extension_value(extensions, x509.KeyUsage)
 
     if position == path_length - 1:  # the leaf
         if basic is not None and basic.ca:
-            raise CertificateInvalid("chain", f"{where}: the leaf is a CA certificate")
+            raise reject("chain", "the leaf is a CA certificate")
         if usage is None or not usage.digital_signature:
-            raise CertificateInvalid("chain", f"{where}: the leaf's keyUsage lacks digitalSignature")
+            raise reject("chain", "the leaf's keyUsage lacks digitalSignature")
         if usage.key_cert_sign:
-            raise CertificateInvalid("chain", f"{where}: the leaf's keyUsage allows keyCertSign")
+            raise reject("chain", "the leaf's keyUsage allows keyCertSign")
         return key
 
     if basic is None or not basic.ca:
-        raise CertificateInvalid("chain", f"{where}: not a CA certificate (basicConstraints CA=true missing)")
+        raise reject("chain", "not a CA certificate (basicConstraints CA=true missing)")
     if not extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).critical:
-        raise CertificateInvalid("chain", f"{where}: basicConstraints is not critical")
+        raise reject("chain", "basicConstraints is not critical")
     # CA certificates below this one, the leaf not counted (RFC 5280 4.2.1.9).
     below = path_length - 2 - position
     if basic.path_length is not None and below > basic.path_length:
-        raise CertificateInvalid(
-            "chain", f"{where}: pathLenConstraint {basic.path_length} but {below} CA certificates follow"
-        )
+        raise reject("chain", f"pathLenConstraint {basic.path_length} but {below} CA certificates follow")
     if usage is None or not usage.key_cert_sign:
-        raise CertificateInvalid("chain", f"{where}: keyUsage lacks keyCertSign")
+        raise reject("chain", "keyUsage lacks keyCertSign")
     return key
 
 
@@ -115,34 +209,54 @@ def _extension_value(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
         return None
 
 
-def _check_link(
-    issuer: x509.Certificate, issuer_key: ec.EllipticCurvePublicKey, subject: x509.Certificate, where: str
-) -> None:
-    """Names chain and the issuer's key signed the subject."""
-    if subject.issuer != issuer.subject:
-        raise CertificateInvalid("chain", f"{where}: issuer name does not match the certificate before it")
-    if not verify_p384_der(issuer_key, subject.tbs_certificate_bytes, subject.signature):
-        raise CertificateInvalid("chain", f"{where}: not signed by the certificate before it")
+def _link_verified(
+    issuer: x509.Certificate, subject: x509.Certificate, verdicts: Mapping[LinkKey, bool] | None
+) -> bool:
+    """Whether ``issuer`` signed ``subject``: from the cache, the precomputed verdicts, or computed now."""
+    key = (der(issuer), der(subject))
+    if key in LINK_CACHE:
+        return True
+    verdict = verdicts.get(key) if verdicts is not None else None
+    if verdict is None:
+        job = link_job(issuer, subject)
+        verdict = job is not None and verify_p384_many([job])[0]
+    if verdict:
+        LINK_CACHE.add(key)
+    return verdict
 
 
 def validate_chain(
-    document: AttestationDocument, at: datetime, roots: Sequence[x509.Certificate]
+    document: AttestationDocument,
+    at: datetime,
+    roots: Sequence[x509.Certificate],
+    *,
+    verdicts: Mapping[LinkKey, bool] | None = None,
 ) -> ec.EllipticCurvePublicKey:
     """Validates ``cabundle[0] -> ... -> cabundle[-1] -> certificate`` at ``at``.
 
     Returns the leaf's P-384 public key. Raises :class:`CertificateInvalid`.
+    ``verdicts`` are link signatures :func:`nitro_attest.verify_batch` has
+    already checked (see :func:`link_job`); the decisions are the same with
+    or without them.
     """
     path = (*document.cabundle, document.certificate)
-    anchor = document.cabundle[0].public_bytes(Encoding.DER)
-    if not any(anchor == root.public_bytes(Encoding.DER) for root in roots):
+    if not is_trusted_anchor(document, roots):
         raise CertificateInvalid(
             "chain",
             f"{_describe(0, len(path), path[0])} is not a trusted root (it must be byte-identical to one)",
         )
     keys = [_check_certificate(certificate, position, len(path)) for position, certificate in enumerate(path)]
     for position in range(1, len(path)):
-        where = _describe(position, len(path), path[position])
-        _check_link(path[position - 1], keys[position - 1], path[position], where)
+        issuer, subject = path[position - 1], path[position]
+        if subject.issuer != issuer.subject:
+            raise CertificateInvalid(
+                "chain",
+                f"{_describe(position, len(path), subject)}: issuer name does not match the certificate before it",
+            )
+        if not _link_verified(issuer, subject, verdicts):
+            raise CertificateInvalid(
+                "chain", f"{_describe(position, len(path), subject)}: not signed by the certificate before it"
+            )
     for position, certificate in enumerate(path):
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
         # Nitro signs the first document ~3 s after its leaf's notBefore: a

@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import __version__, kms
 from ._verify import verify
+from .backend import BACKEND
+from .batch import verify_batch
 from .chain import AWS_NITRO_ROOT_G1
 from .document import MAX_PCR_INDEX, PCR_MEANINGS, PCR_SIZE, AttestationDocument, parse
 from .errors import NitroAttestError, PolicyFailure
@@ -464,7 +466,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         )
     policy = _policy(args)
     roots = _load_roots(args.root) if args.root else None
-    data = _load_document_bytes(args.file)
+    paths = _expand_paths(args.files)
+    if len(paths) > 1 or any(os.path.isdir(path) for path in args.files):
+        return _verify_many(paths, policy, args.at, roots)
+    data = _load_document_bytes(paths[0])
     try:
         if isinstance(args.at, _DocumentTime):
             at = parse(data).timestamp
@@ -497,6 +502,90 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
     print("\n".join(_pcr_rows(document, _SUMMARY_PCRS)))
     return EXIT_OK
+
+
+def _expand_paths(arguments: Sequence[str]) -> list[str]:
+    """The files named, with each directory replaced by the regular files below it, in sorted order."""
+    if arguments.count("-") > 1:
+        raise _UsageError("stdin (-) can be read only once")
+    paths: list[str] = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            found = sorted(
+                os.path.join(folder, name)
+                for folder, _, names in os.walk(argument)
+                for name in names
+                if not name.startswith(".")
+            )
+            if not found:
+                raise _UsageError(f"{argument} is a directory with no files in it")
+            paths.extend(found)
+        else:
+            paths.append(argument)
+    return paths
+
+
+# Progress is worth drawing only when it takes a while and a person watches it.
+_PROGRESS_MIN_DOCUMENTS = 200
+_BATCH_CHUNK = 256
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total
+    print(f"\r[{'#' * filled}{' ' * (width - filled)}] {done}/{total}", end="", file=sys.stderr, flush=True)
+
+
+def _verify_many(
+    paths: Sequence[str],
+    policy: Policy,
+    at_argument: datetime | _DocumentTime | None,
+    roots: Sequence[x509.Certificate] | None,
+) -> int:
+    """verify_batch over many files: a line per file, a progress bar on a terminal, a summary line."""
+    outcomes: dict[int, str] = {}
+    pending: dict[datetime, list[tuple[int, bytes]]] = {}
+    now = datetime.now(timezone.utc)
+    for position, path in enumerate(paths):
+        try:
+            data = _load_document_bytes(path)
+        except _UsageError as error:
+            outcomes[position] = f"unreadable: {error}"
+            continue
+        at = now if at_argument is None else at_argument
+        if isinstance(at, _DocumentTime):
+            try:
+                at = parse(data).timestamp
+            except NitroAttestError as error:
+                outcomes[position] = f"rejected [{error.code}]: {error.message}"
+                continue
+        pending.setdefault(at, []).append((position, data))
+
+    show_progress = sys.stderr.isatty() and len(paths) >= _PROGRESS_MIN_DOCUMENTS
+    done = len(outcomes)
+    for at, items in pending.items():
+        for start in range(0, len(items), _BATCH_CHUNK):
+            chunk = items[start : start + _BATCH_CHUNK]
+            results = verify_batch([data for _, data in chunk], policy, at=at, roots=roots)
+            for (position, _), result in zip(chunk, results, strict=True):
+                outcomes[position] = (
+                    f"rejected [{result.code}]: {result.message}"
+                    if isinstance(result, NitroAttestError)
+                    else "verified"
+                )
+            done += len(chunk)
+            if show_progress:
+                _progress(done, len(paths))
+    if show_progress:
+        print(file=sys.stderr)
+
+    for position, path in enumerate(paths):
+        print(f"{_safe(path)}: {outcomes[position]}")
+    verified = sum(outcome == "verified" for outcome in outcomes.values())
+    unreadable = sum(outcome.startswith("unreadable") for outcome in outcomes.values())
+    rejected = len(paths) - verified - unreadable
+    print(f"{len(paths)} documents: {verified} verified, {rejected} rejected, {unreadable} unreadable")
+    return EXIT_OK if verified == len(paths) else EXIT_REJECTED
 
 
 def _read_signing_certificate(path: str) -> x509.Certificate:
@@ -802,7 +891,7 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog="FILE is raw CBOR, hex or base64 (detected), or - for stdin. "
         "Exit codes: 0 ok, 1 rejected, 2 usage error.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (P-384 backend: {BACKEND})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     inspect = commands.add_parser(
@@ -820,7 +909,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "A policy is required: --pcr pins, or --any-enclave.",
         epilog="Exit codes: 0 verified, 1 rejected ('rejected [code]: message' on stderr), 2 usage error.",
     )
-    check.add_argument("file", metavar="FILE", help="raw CBOR, hex or base64; - for stdin")
+    check.add_argument(
+        "files",
+        metavar="FILE",
+        nargs="+",
+        help="raw CBOR, hex or base64; - for stdin; several files or a directory are verified as a batch",
+    )
     check.add_argument(
         "--pcr",
         metavar="N=HEX",

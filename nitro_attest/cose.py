@@ -7,20 +7,26 @@ and payload bytes exactly as received) and which keys and encodings count.
 
 from __future__ import annotations
 
+import functools
 from typing import TypeGuard
 
 import cbor2
-from cryptography.exceptions import InvalidSignature
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from .backend import P384Job, verify_p384_many
 from .document import AttestationDocument
 from .errors import SignatureInvalid
 
 __all__ = [
     "P384_ORDER",
+    "document_job",
     "is_p384_key",
+    "p384_point",
     "sig_structure",
     "verify_document_signature",
     "verify_p384",
@@ -74,10 +80,39 @@ def verify_p384_der(key: ec.EllipticCurvePublicKey, message: bytes, signature: b
     return True
 
 
-def verify_document_signature(document: AttestationDocument, key: ec.EllipticCurvePublicKey) -> None:
-    """Checks the document's ES384 signature with the leaf key that ``validate_chain`` returned.
+@functools.lru_cache(maxsize=1024)
+def _point_of(certificate: x509.Certificate) -> bytes:
+    # Certificates hash and compare by their DER; the same leaf signs documents for hours.
+    return certificate.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
+
+def p384_point(certificate: x509.Certificate) -> bytes | None:
+    """The certificate's key as an uncompressed SEC1 point, or None when it is not a usable P-384 key."""
+    try:
+        if not is_p384_key(certificate.public_key()):
+            return None
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    return _point_of(certificate)
+
+
+def document_job(document: AttestationDocument) -> P384Job | None:
+    """The P-384 check of the document's ES384 signature; None when the leaf key is not P-384."""
+    point = p384_point(document.certificate)
+    if point is None:
+        return None
+    return P384Job(point, sig_structure(document.protected_header, document.payload), document.signature)
+
+
+def verify_document_signature(document: AttestationDocument, *, verdict: bool | None = None) -> None:
+    """Checks the document's ES384 signature with its leaf's key (validate_chain checked it is P-384).
+
+    ``verdict`` is the result :func:`nitro_attest.verify_batch` already
+    computed for :func:`document_job`; without it, it is computed now.
     Raises :class:`SignatureInvalid` when it does not verify.
     """
-    if not verify_p384(key, sig_structure(document.protected_header, document.payload), document.signature):
+    if verdict is None:
+        job = document_job(document)
+        verdict = job is not None and verify_p384_many([job])[0]
+    if not verdict:
         raise SignatureInvalid("signature", "COSE ES384 signature does not verify with the leaf certificate's key")

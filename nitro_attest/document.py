@@ -7,6 +7,7 @@ DESIGN.md section 1. It verifies nothing: see :func:`nitro_attest.verify`.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -169,7 +170,9 @@ _CERTIFICATE_PARSE_ERRORS = (
 )
 
 
-def _load_certificate(der: bytes, where: str) -> x509.Certificate:
+@functools.lru_cache(maxsize=1024)
+def _parse_certificate(der: bytes) -> x509.Certificate | str:
+    """The certificate, or why it is unusable. Cached: the same bundle arrives with every document."""
     try:
         certificate = x509.load_der_x509_certificate(der)
         # cryptography parses names and extensions lazily; parse them now so a
@@ -179,12 +182,19 @@ def _load_certificate(der: bytes, where: str) -> x509.Certificate:
         certificate.extensions  # noqa: B018
         serial = certificate.serial_number
     except _CERTIFICATE_PARSE_ERRORS as exc:
-        raise CertificateInvalid("certificate", f"{where} is not a usable X.509 certificate: {exc}") from None
+        return f"is not a usable X.509 certificate: {exc}"
     # RFC 5280 4.1.2.2; cryptography only warns today and will refuse such certificates later,
     # so refuse them now and give the same verdict under every version.
     if serial <= 0:
-        raise CertificateInvalid("certificate", f"{where} has a serial number that is not positive")
+        return "has a serial number that is not positive"
     return certificate
+
+
+def _load_certificate(der: bytes, where: str) -> x509.Certificate:
+    parsed = _parse_certificate(der)
+    if isinstance(parsed, str):
+        raise CertificateInvalid("certificate", f"{where} {parsed}")
+    return parsed
 
 
 def _timestamp(payload: Mapping[str, Any]) -> datetime:

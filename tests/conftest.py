@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from nitro_attest import backend
+
 SHARED_ENV = "NITRO_ATTEST_SHARED"
 
 T = TypeVar("T")
@@ -94,3 +96,13 @@ def manifest_params(*classes: str) -> list[Any]:
 def read_vector(entry: dict[str, Any]) -> bytes:
     """The bytes of a manifest entry's file; skips when absent."""
     return require_shared(f"vectors/{entry['file']}").read_bytes()
+
+
+@pytest.fixture(params=["cryptography", "nettle"])
+def signature_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each P-384 backend in turn, as the one verify() and verify_batch() use (skips one not built)."""
+    name: str = request.param
+    if name not in backend.available_backends():
+        pytest.skip(f"the {name} backend is not available in this build")
+    monkeypatch.setattr(backend, "BACKEND", name)
+    return name

@@ -19,9 +19,10 @@ from functools import cache
 import pytest
 from conftest import absent_reason, as_params, shared_path
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
-from nitro_attest import cose
+from nitro_attest import backend, cose
 
 Verifier = Callable[[ec.EllipticCurvePublicKey, bytes, bytes], bool]
 
@@ -47,14 +48,48 @@ class P384Backend:
         return self.verify_raw if encoding == "p1363" else self.verify_der
 
 
-# A second (native) backend joins this list; every vector then runs on both.
-BACKENDS = [P384Backend("cryptography", cose.verify_p384, cose.verify_p384_der)]
+def _native_point(key: ec.EllipticCurvePublicKey) -> bytes:
+    return key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
-@pytest.fixture(params=BACKENDS, ids=[backend.name for backend in BACKENDS])
+def native_verify_raw(key: ec.EllipticCurvePublicKey, message: bytes, signature: bytes) -> bool:
+    """The raw ``r || s`` check through the native (nettle) backend, one job."""
+    job = backend.P384Job(_native_point(key), message, signature)
+    return backend.verify_p384_many([job], workers=1, backend="nettle")[0]
+
+
+def native_verify_der(key: ec.EllipticCurvePublicKey, message: bytes, signature: bytes) -> bool:
+    """The DER check through the native backend: cryptography's DER decoder, then ``r || s`` to nettle.
+
+    A value that cannot be a 48-byte unsigned field (negative, >= 2^384) cannot be
+    a job: invalid. Anything else, in range or not, goes to the native code.
+    """
+    try:
+        r, s = decode_dss_signature(signature)
+    except ValueError:
+        return False
+    if not (0 <= r < 1 << 384 and 0 <= s < 1 << 384):
+        return False
+    return native_verify_raw(key, message, r.to_bytes(48, "big") + s.to_bytes(48, "big"))
+
+
+# Every vector runs on each backend; one not built in this installation skips, saying so.
+BACKENDS = [
+    P384Backend("cryptography", cose.verify_p384, cose.verify_p384_der),
+    P384Backend("nettle", native_verify_raw, native_verify_der),
+]
+
+
+def _backend_param(candidate: P384Backend) -> object:
+    missing = candidate.name not in backend.available_backends()
+    reason = f"the {candidate.name} backend is not available: native extension {backend.NATIVE_IMPORT_ERROR}"
+    return pytest.param(candidate, id=candidate.name, marks=pytest.mark.skipif(missing, reason=reason))
+
+
+@pytest.fixture(params=[_backend_param(candidate) for candidate in BACKENDS])
 def p384_backend(request: pytest.FixtureRequest) -> P384Backend:
-    backend: P384Backend = request.param
-    return backend
+    chosen: P384Backend = request.param
+    return chosen
 
 
 @dataclass(frozen=True)

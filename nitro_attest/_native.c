@@ -1,0 +1,319 @@
+/*
+ * nitro_attest._native: many ECDSA P-384/SHA-384 verifications in one call, on
+ * several threads, with the GIL released. Arithmetic by GNU Nettle/hogweed
+ * (LGPL, linked dynamically: -lhogweed -lnettle -lgmp).
+ *
+ * Only the arithmetic lives here; nitro_attest/backend.py decides what a job
+ * is and what a verdict means. Python API (limited API / abi3, CPython >= 3.10):
+ *
+ *     verify_p384_many(jobs, workers) -> bytes
+ *
+ * jobs: a sequence of (public_key, message, signature) tuples of bytes:
+ *   public_key  SEC1 uncompressed point 0x04 || X || Y (97 bytes),
+ *   message     the signed bytes (hashed here with SHA-384),
+ *   signature   r || s (2 x 48 bytes, big-endian).
+ * workers: threads to use (clamped to 1..MAX_WORKERS and to the job count).
+ * Returns one byte per job, in order: 1 when the signature is valid, else 0.
+ * A job of the wrong shape, type or length is 0, never an exception; only a
+ * `jobs` that is not a sequence (TypeError) or an allocation failure
+ * (MemoryError) raises.
+ *
+ * Threads: everything is copied out of the Python objects into C memory first,
+ * with the GIL held; then the GIL is released around the whole threaded part,
+ * which touches no Python object. The calling thread works too, plus
+ * workers - 1 pthreads; each takes the next job index from an atomic counter
+ * until none is left, and writes only that job's verdict. If a thread cannot
+ * be started, the threads that did start (at least the caller) do all jobs.
+ */
+
+#define Py_LIMITED_API 0x030A0000
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gmp.h>
+#include <nettle/dsa.h>
+#include <nettle/ecc-curve.h>
+#include <nettle/ecc.h>
+#include <nettle/ecdsa.h>
+#include <nettle/sha2.h>
+#include <nettle/version.h>
+
+#define FIELD_SIZE 48                  /* bytes of a P-384 coordinate, r or s */
+#define POINT_SIZE (1 + 2 * FIELD_SIZE) /* 0x04 || X || Y */
+#define SIGNATURE_SIZE (2 * FIELD_SIZE) /* r || s */
+#define MAX_WORKERS 256
+
+/* The P-384 field prime p and group order n (SEC 2, section 2.5.1), big-endian. */
+static const uint8_t P384_P[FIELD_SIZE] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+};
+static const uint8_t P384_N[FIELD_SIZE] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc7, 0x63, 0x4d, 0x81, 0xf4, 0x37, 0x2d, 0xdf,
+    0x58, 0x1a, 0x0d, 0xb2, 0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
+};
+static const uint8_t ZERO[FIELD_SIZE] = {0};
+
+typedef struct {
+    int well_formed;                  /* the Python job had the right shape, types and lengths */
+    uint8_t point[POINT_SIZE];
+    uint8_t signature[SIGNATURE_SIZE];
+    uint8_t *message;                 /* malloc'd copy (at least 1 byte allocated) */
+    size_t message_length;
+    uint8_t verdict;                  /* 1 valid, 0 not; written by exactly one thread */
+} job_t;
+
+typedef struct {
+    job_t *jobs;
+    size_t count;
+    atomic_size_t next;               /* the next job index to take */
+} work_t;
+
+static const struct ecc_curve *curve; /* nettle's secp384r1, set at module init */
+
+/* Big-endian byte strings of equal length compare like the numbers they are. */
+static int less_than(const uint8_t *value, const uint8_t *bound) {
+    return memcmp(value, bound, FIELD_SIZE) < 0;
+}
+
+/* 0 < value < bound */
+static int in_open_range(const uint8_t *value, const uint8_t *bound) {
+    return memcmp(value, ZERO, FIELD_SIZE) != 0 && less_than(value, bound);
+}
+
+static void import_field(mpz_t out, const uint8_t *bytes) {
+    /* 48 words of 1 byte, most significant first, no nails. */
+    mpz_import(out, FIELD_SIZE, 1, 1, 0, 0, bytes);
+}
+
+/* The verdict of one job: 1 only when every check passes and ecdsa_verify returns exactly 1.
+ * nettle 3.8 also rejects one kind of valid signature (u1*G == u2*Q, Wycheproof "point
+ * duplication during verification"): backend.py asks OpenSSL again about every rejection,
+ * so no curve arithmetic of our own is needed here. */
+static uint8_t verify_job(const job_t *job) {
+    const uint8_t *x = job->point + 1;
+    const uint8_t *y = job->point + 1 + FIELD_SIZE;
+    const uint8_t *r = job->signature;
+    const uint8_t *s = job->signature + FIELD_SIZE;
+    struct sha384_ctx hash;
+    uint8_t digest[SHA384_DIGEST_SIZE];
+    mpz_t mx, my;
+    struct ecc_point pub;
+    struct dsa_signature signature;
+    int valid = 0;
+
+    if (!job->well_formed || job->point[0] != 0x04)
+        return 0;
+    /* Coordinates in 0..p-1 (ecc_point_set checks this too) and r, s in 1..n-1
+     * (ecdsa_verify checks this too, in ecc_ecdsa_verify); explicit here so
+     * that neither verdict depends on those library internals. */
+    if (!less_than(x, P384_P) || !less_than(y, P384_P))
+        return 0;
+    if (!in_open_range(r, P384_N) || !in_open_range(s, P384_N))
+        return 0;
+
+    sha384_init(&hash);
+    sha384_update(&hash, job->message_length, job->message);
+    sha384_digest(&hash, SHA384_DIGEST_SIZE, digest);
+
+    mpz_init(mx);
+    mpz_init(my);
+    import_field(mx, x);
+    import_field(my, y);
+    ecc_point_init(&pub, curve);
+    /* 1 when (x, y) satisfies the curve equation (and both are < p); P-384's cofactor is 1. */
+    if (ecc_point_set(&pub, mx, my) == 1) {
+        dsa_signature_init(&signature);
+        import_field(signature.r, r);
+        import_field(signature.s, s);
+        valid = ecdsa_verify(&pub, SHA384_DIGEST_SIZE, digest, &signature) == 1;
+        dsa_signature_clear(&signature);
+    }
+    ecc_point_clear(&pub);
+    mpz_clear(mx);
+    mpz_clear(my);
+    return valid ? 1 : 0;
+}
+
+static void *work(void *argument) {
+    work_t *w = argument;
+    for (;;) {
+        size_t index = atomic_fetch_add_explicit(&w->next, 1, memory_order_relaxed);
+        if (index >= w->count)
+            return NULL;
+        w->jobs[index].verdict = verify_job(&w->jobs[index]);
+    }
+}
+
+/* Runs every job on `workers` threads (the caller being one). Touches no Python object. */
+static void run(work_t *w, int workers) {
+    pthread_t threads[MAX_WORKERS];
+    int started = 0;
+    for (int t = 1; t < workers; t++) {
+        if (pthread_create(&threads[started], NULL, work, w) != 0)
+            break; /* fewer threads; the ones running still take every job */
+        started++;
+    }
+    work(w);
+    for (int t = 0; t < started; t++)
+        pthread_join(threads[t], NULL);
+}
+
+/* Copies a bytes object's contents; 0 when `object` is not bytes of exactly `size` bytes. */
+static int copy_fixed(PyObject *object, uint8_t *out, Py_ssize_t size) {
+    char *buffer;
+    Py_ssize_t length;
+    if (!PyBytes_Check(object) || PyBytes_AsStringAndSize(object, &buffer, &length) < 0 || length != size) {
+        PyErr_Clear();
+        return 0;
+    }
+    memcpy(out, buffer, (size_t)size);
+    return 1;
+}
+
+/* Fills `job` from one Python job. -1 (with MemoryError set) only when a copy cannot be allocated. */
+static int copy_job(PyObject *item, job_t *job) {
+    PyObject *point, *message, *signature;
+    char *buffer;
+    Py_ssize_t length;
+
+    job->well_formed = 0;
+    if (!PyTuple_Check(item) || PyTuple_Size(item) != 3)
+        return 0;
+    point = PyTuple_GetItem(item, 0); /* borrowed */
+    message = PyTuple_GetItem(item, 1);
+    signature = PyTuple_GetItem(item, 2);
+    if (point == NULL || message == NULL || signature == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (!copy_fixed(point, job->point, POINT_SIZE) || !copy_fixed(signature, job->signature, SIGNATURE_SIZE))
+        return 0;
+    if (!PyBytes_Check(message) || PyBytes_AsStringAndSize(message, &buffer, &length) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    job->message = malloc(length > 0 ? (size_t)length : 1);
+    if (job->message == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(job->message, buffer, (size_t)length);
+    job->message_length = (size_t)length;
+    job->well_formed = 1;
+    return 0;
+}
+
+static void free_jobs(job_t *jobs, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++)
+        free(jobs[i].message);
+    free(jobs);
+}
+
+static PyObject *verify_p384_many(PyObject *module, PyObject *args) {
+    PyObject *sequence, *item, *result;
+    int workers;
+    Py_ssize_t count, i;
+    job_t *jobs;
+    char *verdicts;
+    work_t w;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "Oi:verify_p384_many", &sequence, &workers))
+        return NULL;
+    count = PySequence_Size(sequence);
+    if (count < 0)
+        return NULL;
+    jobs = calloc(count > 0 ? (size_t)count : 1, sizeof(job_t));
+    if (jobs == NULL)
+        return PyErr_NoMemory();
+    for (i = 0; i < count; i++) {
+        item = PySequence_GetItem(sequence, i); /* new reference */
+        if (item == NULL) {
+            free_jobs(jobs, count);
+            return NULL;
+        }
+        if (copy_job(item, &jobs[i]) < 0) {
+            Py_DECREF(item);
+            free_jobs(jobs, count);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+
+    if (workers < 1)
+        workers = 1;
+    if (workers > MAX_WORKERS)
+        workers = MAX_WORKERS;
+    if ((Py_ssize_t)workers > count)
+        workers = count > 0 ? (int)count : 1;
+    w.jobs = jobs;
+    w.count = (size_t)count;
+    atomic_init(&w.next, 0);
+
+    Py_BEGIN_ALLOW_THREADS
+    run(&w, workers);
+    Py_END_ALLOW_THREADS
+
+    verdicts = malloc(count > 0 ? (size_t)count : 1);
+    if (verdicts == NULL) {
+        free_jobs(jobs, count);
+        return PyErr_NoMemory();
+    }
+    for (i = 0; i < count; i++)
+        verdicts[i] = jobs[i].verdict == 1 ? 1 : 0;
+    free_jobs(jobs, count);
+    result = PyBytes_FromStringAndSize(verdicts, count);
+    free(verdicts);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"verify_p384_many", verify_p384_many, METH_VARARGS,
+     "verify_p384_many(jobs, workers, /) -> bytes\n--\n\n"
+     "One byte per (public_key, message, signature) job: 1 when the ECDSA P-384/SHA-384\n"
+     "signature is valid, else 0. Runs on `workers` threads with the GIL released."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT,
+    "nitro_attest._native",
+    "ECDSA P-384/SHA-384 verification in bulk with GNU Nettle (see nitro_attest.backend).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    PyObject *module;
+    char version[32];
+
+    curve = nettle_get_secp_384r1();
+    if (curve == NULL || ecc_bit_size(curve) != 384) {
+        PyErr_SetString(PyExc_ImportError, "nitro_attest._native: nettle has no usable secp384r1");
+        return NULL;
+    }
+    module = PyModule_Create(&module_definition);
+    if (module == NULL)
+        return NULL;
+    /* The nettle the module runs with (which may be newer than the headers it was built with). */
+    snprintf(version, sizeof version, "%d.%d", nettle_version_major(), nettle_version_minor());
+    if (PyModule_AddStringConstant(module, "NETTLE_VERSION", version) < 0 ||
+        PyModule_AddIntConstant(module, "MAX_WORKERS", MAX_WORKERS) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
