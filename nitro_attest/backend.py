@@ -38,12 +38,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-__all__ = ["BACKEND", "NATIVE_IMPORT_ERROR", "P384Job", "available_backends", "verify_p384_many"]
+__all__ = ["BACKEND", "NATIVE_IMPORT_ERROR", "P384_ORDER", "P384Job", "available_backends", "verify_p384_many"]
 
 #: The order n of the P-384 group (SEC 2, section 2.5.1): r and s must lie in 1..n-1.
-_P384_ORDER = int(
-    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16
-)
+P384_ORDER = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
 _FIELD_SIZE = 48
 _POINT_SIZE = 1 + 2 * _FIELD_SIZE  # 0x04 || X || Y
 _SIGNATURE_SIZE = 2 * _FIELD_SIZE  # r || s
@@ -123,7 +121,7 @@ def _verify_cryptography(job: P384Job) -> bool:
         return False
     r = int.from_bytes(job.signature[:_FIELD_SIZE], "big")
     s = int.from_bytes(job.signature[_FIELD_SIZE:], "big")
-    if not (0 < r < _P384_ORDER and 0 < s < _P384_ORDER):
+    if not (0 < r < P384_ORDER and 0 < s < P384_ORDER):
         return False
     try:
         key.verify(encode_dss_signature(r, s), job.message, _ECDSA_SHA384)

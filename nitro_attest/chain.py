@@ -40,6 +40,7 @@ __all__ = [
     "der",
     "is_trusted_anchor",
     "link_job",
+    "raw_signature",
     "validate_chain",
 ]
 
@@ -138,24 +139,32 @@ def is_trusted_anchor(document: AttestationDocument, roots: Sequence[x509.Certif
     return any(anchor == der(root) for root in roots)
 
 
+def raw_signature(der_signature: bytes) -> bytes | None:
+    """``r || s`` (2 x 48 bytes) of a DER ECDSA-Sig-Value; None unless it is strict DER of such values.
+
+    DER has one encoding per value, so re-encoding must give the received
+    bytes back; DER integers may be negative or long, and only 1..2^384-1
+    fits a P-384 field (the backends check r, s < n).
+    """
+    try:
+        r, s = decode_dss_signature(der_signature)
+    except ValueError:
+        return None
+    if encode_dss_signature(r, s) != der_signature or not (0 < r < 1 << 384 and 0 < s < 1 << 384):
+        return None
+    return r.to_bytes(48, "big") + s.to_bytes(48, "big")
+
+
 def link_job(issuer: x509.Certificate, subject: x509.Certificate) -> P384Job | None:
     """The P-384 check that ``issuer`` signed ``subject``; None when it cannot hold.
 
-    None for an issuer key that is not P-384 or a signature that is not the
-    strict DER of (r, s): DER has one encoding per value, so re-encoding
-    must give the received bytes back.
+    None for an issuer key that is not P-384 or a signature that is not strict DER.
     """
     point = p384_point(issuer)
-    if point is None:
+    signature = raw_signature(subject.signature)
+    if point is None or signature is None:
         return None
-    try:
-        r, s = decode_dss_signature(subject.signature)
-    except ValueError:
-        return None
-    # DER integers may be negative or long; only 1..2^384-1 fits the job's 48-byte fields.
-    if encode_dss_signature(r, s) != subject.signature or not (0 < r < 1 << 384 and 0 < s < 1 << 384):
-        return None
-    return P384Job(point, subject.tbs_certificate_bytes, r.to_bytes(48, "big") + s.to_bytes(48, "big"))
+    return P384Job(point, subject.tbs_certificate_bytes, signature)
 
 
 def _check_certificate(certificate: x509.Certificate, position: int, path_length: int) -> ec.EllipticCurvePublicKey:

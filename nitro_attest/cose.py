@@ -1,8 +1,9 @@
 """COSE_Sign1 signature input and ES384 (ECDSA P-384, SHA-384) verification.
 
-The arithmetic is pyca/cryptography's; this module only decides what is
-signed (the Sig_structure of RFC 9052 section 4.4, over the protected header
-and payload bytes exactly as received) and which keys and encodings count.
+The arithmetic is the backend's (:mod:`nitro_attest.backend`); this module
+only decides what is signed (the Sig_structure of RFC 9052 section 4.4, over
+the protected header and payload bytes exactly as received) and which keys
+count.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from typing import TypeGuard
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .backend import P384Job, verify_p384_many
@@ -23,20 +22,12 @@ from .document import AttestationDocument
 from .errors import SignatureInvalid
 
 __all__ = [
-    "P384_ORDER",
     "document_job",
     "is_p384_key",
     "p384_point",
     "sig_structure",
     "verify_document_signature",
-    "verify_p384",
-    "verify_p384_der",
 ]
-
-#: The order n of the P-384 group (SEC 2, section 2.5.1): r and s must lie in 1..n-1.
-P384_ORDER = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
-_COORDINATE_SIZE = 48
-_ECDSA_SHA384 = ec.ECDSA(hashes.SHA384())
 
 
 def is_p384_key(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
@@ -47,37 +38,6 @@ def is_p384_key(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
     """The bytes a COSE_Sign1 signature covers: ["Signature1", protected, h'', payload]."""
     return cbor2.dumps(["Signature1", protected, b"", payload])
-
-
-def verify_p384(key: ec.EllipticCurvePublicKey, message: bytes, signature: bytes) -> bool:
-    """Checks a raw ``r || s`` (2 x 48 bytes) ECDSA P-384/SHA-384 signature of ``message``.
-
-    High-S signatures are valid (30 of 64 real documents have one): ECDSA
-    does not forbid them and Nitro hardware makes them.
-    """
-    if len(signature) != 2 * _COORDINATE_SIZE:
-        return False
-    r = int.from_bytes(signature[:_COORDINATE_SIZE], "big")
-    s = int.from_bytes(signature[_COORDINATE_SIZE:], "big")
-    if not (0 < r < P384_ORDER and 0 < s < P384_ORDER):
-        return False
-    try:
-        key.verify(encode_dss_signature(r, s), message, _ECDSA_SHA384)
-    except InvalidSignature:
-        return False
-    return True
-
-
-def verify_p384_der(key: ec.EllipticCurvePublicKey, message: bytes, signature: bytes) -> bool:
-    """Checks a DER ``ECDSA-Sig-Value`` P-384/SHA-384 signature, as X.509 certificates carry them.
-
-    OpenSSL (under pyca/cryptography) accepts only the strict DER encoding.
-    """
-    try:
-        key.verify(signature, message, _ECDSA_SHA384)
-    except InvalidSignature:
-        return False
-    return True
 
 
 @functools.lru_cache(maxsize=1024)

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from .cose import P384_ORDER
+from .backend import P384_ORDER
 from .measurements import pcr3_for_role, pcr4_for_instance
 
 __all__ = [

@@ -20,9 +20,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from nitro_attest import MalformedDocument, cose
 from nitro_attest._cbor import decode_envelope
+from nitro_attest.backend import P384Job, verify_p384_many
 
 # sign1-tests file -> (code, the Nitro rule that rejects it). Every one of them
 # also carries a non-empty unprotected header ({4: kid}); the rule named is the
@@ -112,13 +114,17 @@ def test_es384_sig_structure_matches_to_be_signed(es384_example: dict[str, Any])
     assert cose.sig_structure(protected, payload) == expected
 
 
-def test_es384_signature_verifies_with_the_jwk_key(es384_example: dict[str, Any]) -> None:
+def test_es384_signature_verifies_with_the_jwk_key(es384_example: dict[str, Any], signature_backend: str) -> None:
     protected, _, payload, signature = sign1_parts(cbor_bytes(es384_example))
     key = jwk_public_key(es384_example["input"]["sign0"]["key"], ec.SECP384R1())
+    point = key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     message = cose.sig_structure(protected, payload)
-    assert cose.verify_p384(key, message, signature) is True
-    assert cose.verify_p384(key, message + b"\x00", signature) is False
-    assert cose.verify_p384(key, message, signature[:-1] + bytes([signature[-1] ^ 1])) is False
+    jobs = [
+        P384Job(point, message, signature),
+        P384Job(point, message + b"\x00", signature),
+        P384Job(point, message, signature[:-1] + bytes([signature[-1] ^ 1])),
+    ]
+    assert verify_p384_many(jobs) == [True, False, False]
 
 
 def test_es384_document_breaks_nitro_envelope_rules(es384_example: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 
 import nitro_attest
@@ -32,7 +32,7 @@ from nitro_attest.testing import (
     encode_map,
 )
 
-P384_ORDER = nitro_attest.cose.P384_ORDER
+P384_ORDER = nitro_attest.backend.P384_ORDER
 BC, KU, SKI, AKI, CRL = (
     ExtensionOID.BASIC_CONSTRAINTS,
     ExtensionOID.KEY_USAGE,
@@ -352,7 +352,9 @@ def test_protected_and_payload_bytes_are_signed(pki: TestPKI) -> None:
     ):
         protected, _, payload, signature = envelope_of(data)
         assert isinstance(protected, bytes) and isinstance(payload, bytes) and isinstance(signature, bytes)
-        assert nitro_attest.cose.verify_p384(leaf_key, cbor2.dumps(["Signature1", protected, b"", payload]), signature)
+        point = leaf_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        job = nitro_attest.backend.P384Job(point, cbor2.dumps(["Signature1", protected, b"", payload]), signature)
+        assert nitro_attest.backend.verify_p384_many([job]) == [True]
 
 
 def test_signature_hook_edits_after_signing(pki: TestPKI) -> None:
