@@ -33,106 +33,116 @@ _FALSE, _TRUE, _NULL = 20, 21, 22
 _BREAK = 0xFF
 
 
-class _Scan:
-    """Cursor over bytes being checked for well-formedness."""
+class _Malformed(Exception):
+    """A well-formedness failure: its reason and byte offset (MalformedDocument adds where)."""
 
-    __slots__ = ("data", "max_depth", "pos", "what")
+    def __init__(self, reason: str, position: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.position = position
 
-    def __init__(self, data: bytes, pos: int, max_depth: int, what: str) -> None:
-        self.data = data
-        self.pos = pos
-        self.max_depth = max_depth
-        self.what = what
 
-    def fail(self, reason: str) -> MalformedDocument:
-        return MalformedDocument("cbor", f"{self.what}: {reason} at byte {self.pos}")
+def _head(data: bytes, pos: int) -> tuple[int, int, int | None, int]:
+    """The initial byte at ``pos``: (major type, info, argument or None if indefinite, next position)."""
+    if pos >= len(data):
+        raise _Malformed("1 bytes declared but only 0 remain", pos)
+    initial = data[pos]
+    major, info = initial >> 5, initial & 0x1F
+    if info < 24:
+        return major, info, info, pos + 1
+    if info <= 27:
+        size = 1 << (info - 24)
+        if pos + 1 + size > len(data):
+            raise _Malformed(f"{size} bytes declared but only {len(data) - pos - 1} remain", pos + 1)
+        return major, info, int.from_bytes(data[pos + 1 : pos + 1 + size], "big"), pos + 1 + size
+    if info == 31:
+        return major, info, None, pos + 1
+    raise _Malformed(f"reserved additional information {info}", pos)
 
-    def take(self, n: int) -> int:
-        """Advances past ``n`` bytes that must be present; returns the old position."""
-        start = self.pos
-        if n > len(self.data) - start:
-            raise self.fail(f"{n} bytes declared but only {len(self.data) - start} remain")
-        self.pos = start + n
-        return start
 
-    def head(self) -> tuple[int, int, int | None]:
-        """Reads an initial byte and its argument: (major type, info, argument or None if indefinite)."""
-        initial = self.data[self.take(1)]
-        major, info = initial >> 5, initial & 0x1F
-        if info < 24:
-            return major, info, info
-        if info <= 27:
-            size = 1 << (info - 24)
-            start = self.take(size)
-            return major, info, int.from_bytes(self.data[start : start + size], "big")
-        if info == 31:
-            return major, info, None
-        self.pos -= 1
-        raise self.fail(f"reserved additional information {info}")
+def _leaf_end(data: bytes, pos: int) -> int:
+    """Where a small integer or a definite string at ``pos`` ends; -1 for anything else.
 
-    def item(self, depth: int) -> None:
-        """Checks one complete data item (and everything nested in it)."""
-        start = self.pos
-        major, info, arg = self.head()
-        if major in (0, 1):
-            if arg is None:
-                self.pos = start
-                raise self.fail("indefinite-length integer")
-        elif major in (2, 3):
-            if arg is None:
-                self._chunks(major)
-            else:
-                self.take(arg)
-        elif major in (4, 5):
-            if depth >= self.max_depth:
-                self.pos = start
-                raise self.fail(f"nesting deeper than {self.max_depth}")
-            per_entry = 1 if major == 4 else 2
-            if arg is None:
-                while not self._at_break():
-                    for _ in range(per_entry):
-                        self.item(depth + 1)
-                self.pos += 1
-            else:
-                # Every item takes at least one byte: a count the input cannot
-                # hold is rejected before anything is allocated for it.
-                if arg * per_entry > len(self.data) - self.pos:
-                    self.pos = start
-                    raise self.fail(f"{'array' if major == 4 else 'map'} of {arg} entries exceeds the input")
-                for _ in range(arg * per_entry):
-                    self.item(depth + 1)
-        elif major == 6:
-            self.pos = start
-            raise self.fail(f"CBOR tag {arg} is not allowed here")
-        elif info not in (_FALSE, _TRUE, _NULL):
-            self.pos = start
-            if info in (25, 26, 27):
-                raise self.fail("floating-point value")
-            if info == 31:
-                raise self.fail("unexpected 'break'")
-            raise self.fail(f"simple value {arg} (only false, true and null are allowed)")
+    The fast path for the leaves that make up nearly all of a document: it
+    accepts only what _item accepts too, and leaves everything else (errors
+    included) to _item.
+    """
+    if pos >= len(data):
+        return -1
+    initial = data[pos]
+    kind, info = initial >> 5, initial & 0x1F
+    if kind > 3 or info > 25:
+        return -1
+    if info < 24:
+        size, length = 0, info
+    else:
+        size = info - 23  # 1 or 2 argument bytes
+        length = int.from_bytes(data[pos + 1 : pos + 1 + size], "big")
+    end = pos + 1 + size + (length if kind >= 2 else 0)
+    return end if pos + 1 + size <= len(data) and end <= len(data) else -1
 
-    def _at_break(self) -> bool:
-        if self.pos >= len(self.data):
-            raise self.fail("indefinite-length item not terminated")
-        return self.data[self.pos] == _BREAK
 
-    def _chunks(self, major: int) -> None:
-        while not self._at_break():
-            start = self.pos
-            chunk_major, _, length = self.head()
+def _item(data: bytes, pos: int, depth: int, max_depth: int) -> int:
+    """Checks one complete data item (and everything nested in it) at ``pos``; returns the position after it."""
+    major, info, arg, after = _head(data, pos)
+    if major <= 1:  # unsigned and negative integers
+        if arg is None:
+            raise _Malformed("indefinite-length integer", pos)
+        return after
+    if major <= 3:  # byte and text strings
+        if arg is not None:
+            if arg > len(data) - after:
+                raise _Malformed(f"{arg} bytes declared but only {len(data) - after} remain", after)
+            return after + arg
+        while True:  # indefinite length: definite chunks of the same type, then a break
+            if after >= len(data):
+                raise _Malformed("indefinite-length item not terminated", after)
+            if data[after] == _BREAK:
+                return after + 1
+            chunk_major, _, length, chunk_after = _head(data, after)
             if chunk_major != major or length is None:
-                self.pos = start
-                raise self.fail("indefinite-length string chunk of the wrong type")
-            self.take(length)
-        self.pos += 1
+                raise _Malformed("indefinite-length string chunk of the wrong type", after)
+            if length > len(data) - chunk_after:
+                raise _Malformed(f"{length} bytes declared but only {len(data) - chunk_after} remain", chunk_after)
+            after = chunk_after + length
+    if major <= 5:  # arrays and maps
+        if depth >= max_depth:
+            raise _Malformed(f"nesting deeper than {max_depth}", pos)
+        per_entry = 1 if major == 4 else 2
+        if arg is None:
+            while True:
+                if after >= len(data):
+                    raise _Malformed("indefinite-length item not terminated", after)
+                if data[after] == _BREAK:
+                    return after + 1
+                for _ in range(per_entry):
+                    after = _item(data, after, depth + 1, max_depth)
+        # Every item takes at least one byte: a count the input cannot hold
+        # is rejected before anything is allocated for it.
+        if arg * per_entry > len(data) - after:
+            raise _Malformed(f"{'array' if major == 4 else 'map'} of {arg} entries exceeds the input", pos)
+        for _ in range(arg * per_entry):
+            following = _leaf_end(data, after)
+            after = following if following >= 0 else _item(data, after, depth + 1, max_depth)
+        return after
+    if major == 6:
+        raise _Malformed(f"CBOR tag {arg} is not allowed here", pos)
+    if info in (_FALSE, _TRUE, _NULL):
+        return after
+    if info in (25, 26, 27):
+        raise _Malformed("floating-point value", pos)
+    if info == 31:
+        raise _Malformed("unexpected 'break'", pos)
+    raise _Malformed(f"simple value {arg} (only false, true and null are allowed)", pos)
 
 
 def _check_well_formed(data: bytes, start: int, max_depth: int, what: str) -> None:
-    scan = _Scan(data, start, max_depth, what)
-    scan.item(0)
-    if scan.pos != len(data):
-        raise scan.fail(f"{len(data) - scan.pos} trailing bytes")
+    try:
+        end = _item(data, start, 0, max_depth)
+        if end != len(data):
+            raise _Malformed(f"{len(data) - end} trailing bytes", end)
+    except _Malformed as failure:
+        raise MalformedDocument("cbor", f"{what}: {failure.reason} at byte {failure.position}") from None
 
 
 def _loads(data: bytes, max_depth: int, what: str) -> Any:
@@ -161,6 +171,7 @@ class Sign1:
 
 
 _ES384_SIGNATURE_SIZE = 96
+_NITRO_PROTECTED = bytes.fromhex("a1013822")  # {1: -35}
 _ENVELOPE_DEPTH = 1 + MAX_PAYLOAD_DEPTH
 
 
@@ -179,11 +190,13 @@ def decode_envelope(data: bytes) -> Sign1:
     tagged = False
     start = 0
     if data[0] >> 5 == 6:
-        scan = _Scan(data, 0, 0, "document")
-        _, _, tag = scan.head()
+        try:
+            _, _, tag, start = _head(data, 0)
+        except _Malformed as failure:
+            raise MalformedDocument("cbor", f"document: {failure.reason} at byte {failure.position}") from None
         if tag != _COSE_SIGN1_TAG:
             raise MalformedDocument("cbor", f"document: CBOR tag {tag} is not allowed (only COSE_Sign1, 18)")
-        tagged, start = True, scan.pos
+        tagged = True
     # Room for the envelope array plus a payload map wrongly placed inline,
     # so that mistake is named as a cose error; deeper is only cost.
     _check_well_formed(data, start, _ENVELOPE_DEPTH, "document")
@@ -198,7 +211,8 @@ def decode_envelope(data: bytes) -> Sign1:
         # COSE's encoding of "no protected parameters": no algorithm is bound to the signature.
         raise MalformedDocument("cose", "protected header is empty: it must be {1: -35} (alg ES384)")
     # Depth 2 lets a nested parameter (crit: [...]) be named in a cose error rather than a cbor one.
-    header = decode_item(protected, max_depth=2, what="protected header")
+    # Every Nitro document carries exactly these 4 bytes; anything else is decoded and judged.
+    header = {1: -35} if protected == _NITRO_PROTECTED else decode_item(protected, max_depth=2, what="protected header")
     # type() rather than isinstance(): CBOR true would pass as the integer 1.
     if (
         not isinstance(header, dict)

@@ -10,7 +10,6 @@ decisions in verify()'s order with those verdicts at hand.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -18,7 +17,7 @@ from cryptography import x509
 
 from ._verify import check_arguments, check_verified_document
 from .backend import P384Job, verify_p384_many
-from .chain import LINK_CACHE, LinkKey, der, is_trusted_anchor, link_job
+from .chain import LINK_CACHE, LinkKey, is_trusted_anchor, link_job, path_key
 from .cose import document_job
 from .document import AttestationDocument, parse
 from .errors import NitroAttestError
@@ -38,14 +37,16 @@ def _signature_jobs(
         # is rejected before any signature matters: spend nothing on it.
         if isinstance(document, NitroAttestError) or not is_trusted_anchor(document, roots):
             continue
-        path = (*document.cabundle, document.certificate)
-        for issuer, subject in itertools.pairwise(path):
-            key = (der(issuer), der(subject))
-            if key in links or key in LINK_CACHE:
-                continue
-            job = link_job(issuer, subject)
-            if job is not None:
-                links[key] = job
+        whole = path_key(document)
+        if not LINK_CACHE.has_path(whole):
+            path = (*document.cabundle, document.certificate)
+            for position in range(1, len(path)):
+                key = (whole[position - 1], whole[position])
+                if key in links or key in LINK_CACHE:
+                    continue
+                job = link_job(path[position - 1], path[position])
+                if job is not None:
+                    links[key] = job
         if document.raw not in signatures:
             job = document_job(document)
             if job is not None:

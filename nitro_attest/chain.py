@@ -13,10 +13,10 @@ import functools
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -37,9 +37,10 @@ __all__ = [
     "LINK_CACHE",
     "LinkCache",
     "LinkKey",
-    "der",
+    "PathKey",
     "is_trusted_anchor",
     "link_job",
+    "path_key",
     "raw_signature",
     "validate_chain",
 ]
@@ -77,6 +78,10 @@ _UNDERSTOOD_CRITICAL = frozenset({ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.K
 LinkKey: TypeAlias = "tuple[bytes, bytes]"
 
 
+#: A whole certification path, by exact bytes: the DER of cabundle[0], ..., cabundle[-1], certificate.
+PathKey: TypeAlias = "tuple[bytes, ...]"
+
+
 class LinkCache:
     """The certificate links whose signature has verified: a bounded, thread-safe LRU set.
 
@@ -85,6 +90,10 @@ class LinkCache:
     :func:`validate_chain` adds to it, after the link's names chain and its
     signature verified; validity at the verification time is checked on
     every call regardless, so a cached link is never "valid forever".
+
+    It also remembers whole paths whose every certificate and link passed
+    those time-independent checks, so that a document from a known enclave
+    costs one lookup rather than a check per certificate.
     """
 
     def __init__(self, maxsize: int = 4096) -> None:
@@ -92,28 +101,42 @@ class LinkCache:
             raise ValueError("maxsize must be at least 1")
         self.maxsize = maxsize
         self._links: OrderedDict[LinkKey, None] = OrderedDict()
+        self._paths: OrderedDict[PathKey, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def __contains__(self, key: object) -> bool:
-        with self._lock:
-            if key not in self._links:
-                return False
-            self._links.move_to_end(key)  # type: ignore[arg-type]
-            return True
+        return self._hit(self._links, key)
 
     def __len__(self) -> int:
         return len(self._links)
 
     def add(self, key: LinkKey) -> None:
-        with self._lock:
-            self._links[key] = None
-            self._links.move_to_end(key)
-            while len(self._links) > self.maxsize:
-                self._links.popitem(last=False)
+        self._put(self._links, key)
+
+    def has_path(self, key: PathKey) -> bool:
+        return self._hit(self._paths, key)
+
+    def add_path(self, key: PathKey) -> None:
+        self._put(self._paths, key)
 
     def clear(self) -> None:
         with self._lock:
             self._links.clear()
+            self._paths.clear()
+
+    def _hit(self, entries: OrderedDict[Any, None], key: object) -> bool:
+        with self._lock:
+            if key not in entries:
+                return False
+            entries.move_to_end(key)
+            return True
+
+    def _put(self, entries: OrderedDict[Any, None], key: object) -> None:
+        with self._lock:
+            entries[key] = None
+            entries.move_to_end(key)
+            while len(entries) > self.maxsize:
+                entries.popitem(last=False)
 
 
 #: The process-wide cache used by verify() and verify_batch(). Intermediates
@@ -127,16 +150,27 @@ def _describe(position: int, path_length: int, certificate: x509.Certificate) ->
     return f"{where} {certificate.subject.rfc4514_string()}"
 
 
-@functools.lru_cache(maxsize=4096)
-def der(certificate: x509.Certificate) -> bytes:
-    """The certificate's DER. Cached: re-encoding costs ~9 us, and parsed certificates are shared."""
-    return certificate.public_bytes(Encoding.DER)
+# DER of the trusted roots, by object identity: re-encoding a certificate costs
+# ~9 us and hashing one ~4 us, while callers pass the same few roots every time.
+# Each entry keeps its root alive, so an id is never reused while it is cached.
+_ROOT_DER: dict[int, tuple[x509.Certificate, bytes]] = {}
+_MAX_ROOTS_REMEMBERED = 64
+
+
+def _root_der(root: x509.Certificate) -> bytes:
+    entry = _ROOT_DER.get(id(root))
+    if entry is None or entry[0] is not root:
+        if len(_ROOT_DER) >= _MAX_ROOTS_REMEMBERED:
+            _ROOT_DER.clear()
+        entry = (root, root.public_bytes(Encoding.DER))
+        _ROOT_DER[id(root)] = entry
+    return entry[1]
 
 
 def is_trusted_anchor(document: AttestationDocument, roots: Sequence[x509.Certificate]) -> bool:
     """True when ``cabundle[0]`` is byte-identical to one of ``roots``."""
-    anchor = der(document.cabundle[0])
-    return any(anchor == der(root) for root in roots)
+    anchor = document.chain_der[0]
+    return any(anchor == _root_der(root) for root in roots)
 
 
 def raw_signature(der_signature: bytes) -> bytes | None:
@@ -218,20 +252,30 @@ def _extension_value(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
         return None
 
 
-def _link_verified(
-    issuer: x509.Certificate, subject: x509.Certificate, verdicts: Mapping[LinkKey, bool] | None
-) -> bool:
-    """Whether ``issuer`` signed ``subject``: from the cache, the precomputed verdicts, or computed now."""
-    key = (der(issuer), der(subject))
-    if key in LINK_CACHE:
-        return True
+def _check_link(
+    issuer: x509.Certificate,
+    subject: x509.Certificate,
+    key: LinkKey,
+    verdicts: Mapping[LinkKey, bool] | None,
+    describe: Callable[[], str],
+) -> None:
+    """Names chain and ``issuer`` signed ``subject``: from the cache, the precomputed verdicts, or computed now."""
+    if key in LINK_CACHE:  # only ever added after both checks below passed, for these exact bytes
+        return
+    if subject.issuer != issuer.subject:
+        raise CertificateInvalid("chain", f"{describe()}: issuer name does not match the certificate before it")
     verdict = verdicts.get(key) if verdicts is not None else None
     if verdict is None:
         job = link_job(issuer, subject)
         verdict = job is not None and verify_p384_many([job])[0]
-    if verdict:
-        LINK_CACHE.add(key)
-    return verdict
+    if not verdict:
+        raise CertificateInvalid("chain", f"{describe()}: not signed by the certificate before it")
+    LINK_CACHE.add(key)
+
+
+def path_key(document: AttestationDocument) -> PathKey:
+    """The document's certification path by exact bytes, root first."""
+    return document.chain_der
 
 
 def validate_chain(
@@ -254,18 +298,15 @@ def validate_chain(
             "chain",
             f"{_describe(0, len(path), path[0])} is not a trusted root (it must be byte-identical to one)",
         )
-    keys = [_check_certificate(certificate, position, len(path)) for position, certificate in enumerate(path)]
-    for position in range(1, len(path)):
-        issuer, subject = path[position - 1], path[position]
-        if subject.issuer != issuer.subject:
-            raise CertificateInvalid(
-                "chain",
-                f"{_describe(position, len(path), subject)}: issuer name does not match the certificate before it",
-            )
-        if not _link_verified(issuer, subject, verdicts):
-            raise CertificateInvalid(
-                "chain", f"{_describe(position, len(path), subject)}: not signed by the certificate before it"
-            )
+    whole = path_key(document)
+    if not LINK_CACHE.has_path(whole):
+        for position, certificate in enumerate(path):
+            _check_certificate(certificate, position, len(path))
+        for position in range(1, len(path)):
+            subject = path[position]
+            describe = functools.partial(_describe, position, len(path), subject)
+            _check_link(path[position - 1], subject, (whole[position - 1], whole[position]), verdicts, describe)
+        LINK_CACHE.add_path(whole)
     for position, certificate in enumerate(path):
         not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
         # Nitro signs the first document ~3 s after its leaf's notBefore: a
@@ -277,4 +318,5 @@ def validate_chain(
                 f"{_describe(position, len(path), certificate)} is valid from {not_before.isoformat()} "
                 f"to {not_after.isoformat()}, not at {at.isoformat()}",
             )
-    return keys[-1]
+    # The path passed _check_certificate (now, or before for these exact bytes): a P-384 key.
+    return cast(ec.EllipticCurvePublicKey, document.certificate.public_key())

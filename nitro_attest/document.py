@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
@@ -122,6 +122,8 @@ class AttestationDocument:
     user_data: bytes | None
     nonce: bytes | None
     raw: bytes = field(repr=False)
+    #: The DER of cabundle[0], ..., cabundle[-1] and certificate, as received: the path's exact bytes.
+    chain_der: tuple[bytes, ...] = field(repr=False)
     payload: bytes = field(repr=False)
     protected_header: bytes = field(repr=False)
     signature: bytes = field(repr=False)
@@ -206,20 +208,43 @@ def _timestamp(payload: Mapping[str, Any]) -> datetime:
     return _EPOCH + timedelta(milliseconds=value)
 
 
+class _PCRs(Mapping[int, PCRValue]):
+    """The document's PCRs, read-only, by index in ascending order.
+
+    Values are made on access: a document carries 16 or more PCRs and a
+    policy looks at a few, so building them all would be most of parse().
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[int, bytes]) -> None:
+        self._values = values
+
+    def __getitem__(self, index: int) -> PCRValue:
+        return PCRValue(index, self._values[index])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"{{{', '.join(f'{index}: {value.hex()}' for index, value in self._values.items())}}}"
+
+
 def _pcrs(payload: Mapping[str, Any]) -> Mapping[int, PCRValue]:
     value = payload["pcrs"]
     if not isinstance(value, dict):
         raise _schema_error(f"pcrs must be a map, got {type(value).__name__}")
     if not 1 <= len(value) <= MAX_PCRS:
         raise _schema_error(f"pcrs has {len(value)} entries; it must have 1..{MAX_PCRS}")
-    pcrs: dict[int, PCRValue] = {}
     for index, digest in value.items():
         if type(index) is not int or not 0 <= index <= MAX_PCR_INDEX:
             raise _schema_error(f"pcrs key {index!r} is not an index 0..{MAX_PCR_INDEX}")
         if not isinstance(digest, bytes) or len(digest) != PCR_SIZE:
             raise _schema_error(f"PCR{index} must be a {PCR_SIZE}-byte string (SHA-384)")
-        pcrs[index] = PCRValue(index, digest)
-    return MappingProxyType(dict(sorted(pcrs.items())))
+    return _PCRs(dict(sorted(value.items())))
 
 
 def _cabundle(payload: Mapping[str, Any]) -> tuple[x509.Certificate, ...]:
@@ -273,6 +298,7 @@ def parse(data: bytes) -> AttestationDocument:
     pcrs = _pcrs(payload)
     certificate_der = _require_bytes(payload, "certificate", low=1, high=MAX_CERTIFICATE_SIZE)
     cabundle = _cabundle(payload)
+    chain_der = (*payload["cabundle"], certificate_der)
     return AttestationDocument(
         module_id=module_id,
         digest="SHA384",
@@ -284,6 +310,7 @@ def parse(data: bytes) -> AttestationDocument:
         user_data=_optional_bytes(payload, "user_data"),
         nonce=_optional_bytes(payload, "nonce"),
         raw=data,
+        chain_der=chain_der,
         payload=envelope.payload,
         protected_header=envelope.protected,
         signature=envelope.signature,
