@@ -205,3 +205,27 @@ def test_the_cache_is_a_bounded_lru() -> None:
     assert (b"a", b"1") in cache and (b"c", b"3") in cache and len(cache) == 2
     with pytest.raises(ValueError):
         LinkCache(maxsize=0)
+
+
+def test_paths_enter_the_cache_only_when_every_check_passed() -> None:
+    pki = TestPKI.create()
+    good = nitro_attest.parse(pki.document())
+    forged = nitro_attest.parse(pki.reissue("leaf", signing_key=derive_key("attacker")).document())
+    with pytest.raises(NitroAttestError):
+        nitro_attest.verify(forged.raw, ANY, at=pki.document_time, roots=pki.roots)
+    assert not LINK_CACHE.has_path(forged.chain_der)
+    nitro_attest.verify(good.raw, ANY, at=pki.document_time, roots=pki.roots)
+    assert LINK_CACHE.has_path(good.chain_der)
+    # A remembered path does not make the forged leaf's path (same names, other signature) pass.
+    with pytest.raises(NitroAttestError) as caught:
+        nitro_attest.verify(forged.raw, ANY, at=pki.document_time, roots=pki.roots)
+    assert caught.value.code == "chain"
+
+
+def test_a_remembered_path_still_needs_a_trusted_root() -> None:
+    pki = TestPKI.create()
+    data = pki.document()
+    nitro_attest.verify(data, ANY, at=pki.document_time, roots=pki.roots)
+    with pytest.raises(NitroAttestError) as caught:
+        nitro_attest.verify(data, ANY, at=pki.document_time)  # the AWS root only
+    assert caught.value.code == "chain"
