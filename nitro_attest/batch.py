@@ -11,6 +11,7 @@ decisions in verify()'s order with those verdicts at hand.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from cryptography import x509
@@ -26,12 +27,19 @@ from .policy import Policy
 __all__ = ["verify_batch"]
 
 
+# Documents decoded per step of the pipeline: big enough that a step's
+# signature work amortizes one hand-over to the verifying thread, small
+# enough that decoding the next step overlaps it from the start.
+_CHUNK = 128
+
+
 def _signature_jobs(
-    documents: Sequence[AttestationDocument | NitroAttestError], roots: Sequence[x509.Certificate]
-) -> tuple[dict[LinkKey, P384Job], dict[bytes, P384Job]]:
-    """The link and document-signature checks the batch needs, each once."""
-    links: dict[LinkKey, P384Job] = {}
-    signatures: dict[bytes, P384Job] = {}
+    documents: Sequence[AttestationDocument | NitroAttestError],
+    roots: Sequence[x509.Certificate],
+    submitted: set[LinkKey | bytes],
+) -> dict[LinkKey | bytes, P384Job]:
+    """The link and document-signature checks these documents need that no earlier step submitted."""
+    jobs: dict[LinkKey | bytes, P384Job] = {}
     for document in documents:
         # A document that failed to decode, or that no trusted root anchors,
         # is rejected before any signature matters: spend nothing on it.
@@ -42,16 +50,32 @@ def _signature_jobs(
             path = (*document.cabundle, document.certificate)
             for position in range(1, len(path)):
                 key = (whole[position - 1], whole[position])
-                if key in links or key in LINK_CACHE:
+                if key in submitted or key in LINK_CACHE:
                     continue
+                submitted.add(key)
                 job = link_job(path[position - 1], path[position])
                 if job is not None:
-                    links[key] = job
-        if document.raw not in signatures:
+                    jobs[key] = job
+        if document.raw not in submitted:
+            submitted.add(document.raw)
             job = document_job(document)
             if job is not None:
-                signatures[document.raw] = job
-    return links, signatures
+                jobs[document.raw] = job
+    return jobs
+
+
+def _parse_all(chunk: Sequence[bytes]) -> list[AttestationDocument | NitroAttestError]:
+    parsed: list[AttestationDocument | NitroAttestError] = []
+    for data in chunk:
+        try:
+            parsed.append(parse(data))
+        except NitroAttestError as error:
+            parsed.append(error)
+    return parsed
+
+
+def _verify_jobs(jobs: dict[LinkKey | bytes, P384Job], workers: int | None) -> dict[LinkKey | bytes, bool]:
+    return dict(zip(jobs, verify_p384_many(list(jobs.values()), workers=workers), strict=True))
 
 
 def verify_batch(
@@ -69,40 +93,47 @@ def verify_batch(
     :class:`NitroAttestError`, same class and ``code``). A bad document never
     makes the call raise; bad *arguments* do (``TypeError``/``ValueError``),
     as with verify(). ``workers`` threads run the signature checks (default:
-    one per CPU).
+    one per CPU); decoding the next documents overlaps them.
     """
     at, roots = check_arguments(policy, at, roots)
     if workers is not None and (type(workers) is not int or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
-    parsed: list[AttestationDocument | NitroAttestError] = []
-    for data in documents:
-        try:
-            parsed.append(parse(data))
-        except NitroAttestError as error:
-            parsed.append(error)
+    data = list(documents)
+    chunks = [data[start : start + _CHUNK] for start in range(0, len(data), _CHUNK)]
+    submitted: set[LinkKey | bytes] = set()
+    steps: list[tuple[list[AttestationDocument | NitroAttestError], Future[dict[LinkKey | bytes, bool]]]] = []
+    # One thread hands each step's jobs to the backend, whose own threads do
+    # the arithmetic without the GIL, while this thread decodes the next step.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nitro-attest-batch") as verifier:
+        for chunk in chunks:
+            parsed = _parse_all(chunk)
+            steps.append((parsed, verifier.submit(_verify_jobs, _signature_jobs(parsed, roots, submitted), workers)))
 
-    links, signatures = _signature_jobs(parsed, roots)
-    link_keys, signature_keys = list(links), list(signatures)
-    verdicts = verify_p384_many([*links.values(), *signatures.values()], workers=workers)
-    link_verdicts = dict(zip(link_keys, verdicts[: len(link_keys)], strict=True))
-    signature_verdicts = dict(zip(signature_keys, verdicts[len(link_keys) :], strict=True))
-
-    results: list[AttestationDocument | NitroAttestError] = []
-    for document in parsed:
-        if isinstance(document, NitroAttestError):
-            results.append(document)
-            continue
-        try:
-            check_verified_document(
-                document,
-                policy,
-                at,
-                roots,
-                link_verdicts=link_verdicts,
-                signature_verdict=signature_verdicts.get(document.raw),
-            )
-        except NitroAttestError as error:
-            results.append(error)
-        else:
-            results.append(document)
+        link_verdicts: dict[LinkKey, bool] = {}
+        signature_verdicts: dict[bytes, bool] = {}
+        results: list[AttestationDocument | NitroAttestError] = []
+        for parsed, step in steps:
+            # Steps finish in order, so every link a document needs is known by its own step's end.
+            for key, verdict in step.result().items():
+                if isinstance(key, tuple):
+                    link_verdicts[key] = verdict
+                else:
+                    signature_verdicts[key] = verdict
+            for document in parsed:
+                if isinstance(document, NitroAttestError):
+                    results.append(document)
+                    continue
+                try:
+                    check_verified_document(
+                        document,
+                        policy,
+                        at,
+                        roots,
+                        link_verdicts=link_verdicts,
+                        signature_verdict=signature_verdicts.get(document.raw),
+                    )
+                except NitroAttestError as error:
+                    results.append(error)
+                else:
+                    results.append(document)
     return results
