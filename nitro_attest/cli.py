@@ -414,12 +414,18 @@ def _rejected(error: NitroAttestError) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    data = _load_document_bytes(args.file)
+def _parse_file(path: str) -> AttestationDocument | None:
+    """The decoded document (NOT verified), or None after saying why it is not one."""
     try:
-        document = parse(data)
+        return parse(_load_document_bytes(path))
     except NitroAttestError as error:
         print(f"invalid [{error.code}]: {error.message}", file=sys.stderr)
+        return None
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    document = _parse_file(args.file)
+    if document is None:
         return EXIT_REJECTED
     if args.json:
         # stdout stays pure JSON for pipes; the warning is in "verified": false and on stderr.
@@ -741,11 +747,8 @@ def _kms_condition(document: AttestationDocument, indices: Sequence[int]) -> dic
 def _cmd_policy_from_document(args: argparse.Namespace) -> int:
     if args.kms and args.format == "toml":
         raise _UsageError("--kms prints a KMS key policy Condition block, which is JSON: drop --format toml")
-    data = _load_document_bytes(args.file)
-    try:
-        document = parse(data)
-    except NitroAttestError as error:
-        print(f"invalid [{error.code}]: {error.message}", file=sys.stderr)
+    document = _parse_file(args.file)
+    if document is None:
         return EXIT_REJECTED
     if document.is_debug and not args.allow_debug:
         raise _UsageError(
