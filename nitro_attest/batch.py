@@ -18,7 +18,7 @@ from cryptography import x509
 
 from ._verify import check_arguments, check_verified_document
 from .backend import P384Job, verify_p384_many
-from .chain import LINK_CACHE, LinkKey, is_trusted_anchor, link_job, path_key
+from .chain import LinkKey, is_trusted_anchor, link_job, pending_links
 from .cose import document_job
 from .document import AttestationDocument, parse
 from .errors import NitroAttestError
@@ -35,28 +35,25 @@ _CHUNK = 128
 
 def _signature_jobs(
     documents: Sequence[AttestationDocument | NitroAttestError],
+    at: datetime,
     roots: Sequence[x509.Certificate],
     submitted: set[LinkKey | bytes],
 ) -> dict[LinkKey | bytes, P384Job]:
-    """The link and document-signature checks these documents need that no earlier step submitted."""
+    """The signature checks verify() would make for these documents that no earlier step submitted."""
     jobs: dict[LinkKey | bytes, P384Job] = {}
     for document in documents:
         # A document that failed to decode, or that no trusted root anchors,
         # is rejected before any signature matters: spend nothing on it.
         if isinstance(document, NitroAttestError) or not is_trusted_anchor(document, roots):
             continue
-        whole = path_key(document)
-        if not LINK_CACHE.has_path(whole):
-            path = (*document.cabundle, document.certificate)
-            for position in range(1, len(path)):
-                key = (whole[position - 1], whole[position])
-                if key in submitted or key in LINK_CACHE:
-                    continue
+        links, path_can_pass = pending_links(document, at)
+        for key, issuer, subject in links:
+            if key not in submitted:
                 submitted.add(key)
-                job = link_job(path[position - 1], path[position])
+                job = link_job(issuer, subject)
                 if job is not None:
                     jobs[key] = job
-        if document.raw not in submitted:
+        if path_can_pass and document.raw not in submitted:
             submitted.add(document.raw)
             job = document_job(document)
             if job is not None:
@@ -107,7 +104,9 @@ def verify_batch(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nitro-attest-batch") as verifier:
         for chunk in chunks:
             parsed = _parse_all(chunk)
-            steps.append((parsed, verifier.submit(_verify_jobs, _signature_jobs(parsed, roots, submitted), workers)))
+            steps.append(
+                (parsed, verifier.submit(_verify_jobs, _signature_jobs(parsed, at, roots, submitted), workers))
+            )
 
         link_verdicts: dict[LinkKey, bool] = {}
         signature_verdicts: dict[bytes, bool] = {}

@@ -41,6 +41,7 @@ __all__ = [
     "is_trusted_anchor",
     "link_job",
     "path_key",
+    "pending_links",
     "raw_signature",
     "validate_chain",
 ]
@@ -278,6 +279,41 @@ def path_key(document: AttestationDocument) -> PathKey:
     return document.chain_der
 
 
+def pending_links(
+    document: AttestationDocument, at: datetime
+) -> tuple[list[tuple[LinkKey, x509.Certificate, x509.Certificate]], bool]:
+    """The link signatures :func:`validate_chain` would check for this document, and whether it could pass.
+
+    For :func:`nitro_attest.verify_batch`, so that a batch does no signature
+    work that verify() would not: nothing for a path that fails a check made
+    without signatures, no link past the first whose names do not chain, and
+    (second value False) not the document's own signature when the path
+    cannot pass. The root pin is the caller's to check first.
+    """
+    whole = path_key(document)
+    path = (*document.cabundle, document.certificate)
+    valid_now = all(
+        certificate.not_valid_before_utc - CLOCK_SKEW <= at <= certificate.not_valid_after_utc for certificate in path
+    )
+    if LINK_CACHE.has_path(whole):
+        return [], valid_now
+    try:
+        for position, certificate in enumerate(path):
+            _check_certificate(certificate, position, len(path))
+    except CertificateInvalid:
+        return [], False
+    links: list[tuple[LinkKey, x509.Certificate, x509.Certificate]] = []
+    for position in range(1, len(path)):
+        issuer, subject = path[position - 1], path[position]
+        key = (whole[position - 1], whole[position])
+        if key in LINK_CACHE:
+            continue
+        if subject.issuer != issuer.subject:
+            return links, False
+        links.append((key, issuer, subject))
+    return links, valid_now
+
+
 def validate_chain(
     document: AttestationDocument,
     at: datetime,
@@ -287,6 +323,8 @@ def validate_chain(
 ) -> ec.EllipticCurvePublicKey:
     """Validates ``cabundle[0] -> ... -> cabundle[-1] -> certificate`` at ``at``.
 
+    ``document`` must come from :func:`~nitro_attest.parse` (its ``chain_der``
+    is then the exact bytes of its certificates, which the caches key on).
     Returns the leaf's P-384 public key. Raises :class:`CertificateInvalid`.
     ``verdicts`` are link signatures :func:`nitro_attest.verify_batch` has
     already checked (see :func:`link_job`); the decisions are the same with

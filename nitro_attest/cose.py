@@ -54,15 +54,18 @@ def p384_point(certificate: x509.Certificate) -> bytes | None:
 # their DER anew each time): the same leaf signs documents for ~3 hours.
 _LEAF_POINTS: dict[bytes, bytes | None] = {}
 _MAX_LEAF_POINTS = 1024
+_UNKNOWN = b"unknown"  # a sentinel no SEC1 point equals (those are 97 bytes)
 
 
 def _leaf_point(document: AttestationDocument) -> bytes | None:
     leaf_der = document.chain_der[-1]
-    if leaf_der not in _LEAF_POINTS:
+    # One read and one write, never a read after the write: another thread may clear the dict between them.
+    point = _LEAF_POINTS.get(leaf_der, _UNKNOWN)
+    if point is _UNKNOWN:
         if len(_LEAF_POINTS) >= _MAX_LEAF_POINTS:
             _LEAF_POINTS.clear()
-        _LEAF_POINTS[leaf_der] = p384_point(document.certificate)
-    return _LEAF_POINTS[leaf_der]
+        point = _LEAF_POINTS[leaf_der] = p384_point(document.certificate)
+    return point
 
 
 def document_job(document: AttestationDocument) -> P384Job | None:

@@ -221,6 +221,8 @@ class _PCRs(Mapping[int, PCRValue]):
         self._values = values
 
     def __getitem__(self, index: int) -> PCRValue:
+        if type(index) is not int:  # True would find PCR1 (True == 1) and then fail as an index
+            raise KeyError(index)
         return PCRValue(index, self._values[index])
 
     def __iter__(self) -> Iterator[int]:

@@ -6,13 +6,16 @@ import random
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import manifest_entries, read_vector
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import nitro_attest
+import nitro_attest.batch
 from nitro_attest import AttestationDocument, NitroAttestError, Policy
+from nitro_attest.backend import P384Job
 from nitro_attest.chain import LINK_CACHE, LinkCache
 from nitro_attest.testing import TestPKI, derive_key
 
@@ -229,3 +232,28 @@ def test_a_remembered_path_still_needs_a_trusted_root() -> None:
     with pytest.raises(NitroAttestError) as caught:
         nitro_attest.verify(data, ANY, at=pki.document_time)  # the AWS root only
     assert caught.value.code == "chain"
+
+
+def test_batch_does_no_signature_work_verify_would_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch checks no signature verify() would not: none past a broken name, no document signature on a dead path."""
+    pki = TestPKI.create()
+    renamed = pki.reissue("leaf", issuer_name=pki.zonal.subject)  # the leaf's issuer name no longer chains
+    expired = pki.reissue("instance", not_after=pki.document_time - timedelta(hours=1))
+    counted: list[int] = []
+    real = nitro_attest.batch.verify_p384_many
+
+    def counting(jobs: list[P384Job], **options: Any) -> list[bool]:
+        counted.append(len(jobs))
+        return real(jobs, **options)
+
+    monkeypatch.setattr(nitro_attest.batch, "verify_p384_many", counting)
+    results = nitro_attest.verify_batch(
+        [renamed.document(), expired.document()], ANY, at=pki.document_time, roots=pki.roots
+    )
+    assert [outcome(result) for result in results] == [
+        ("CertificateInvalid", "chain"),
+        ("CertificateInvalid", "expired"),
+    ]
+    # root->regional, regional->zonal, zonal->instance (shared), then the expired instance's two links;
+    # no link past the broken name, and neither document's own signature.
+    assert sum(counted) == 5

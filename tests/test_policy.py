@@ -223,3 +223,10 @@ def test_bad_options_are_refused(options: dict[str, object], error: type[Excepti
 
 def test_huge_max_age_is_not_an_overflow(pki: TestPKI, document: AttestationDocument) -> None:
     assert Policy(OLD_IMAGE, max_age=timedelta.max).explain(document, pki.document_time) == ()
+
+
+def test_pcrs_mapping_is_indexed_by_integers_only(document: AttestationDocument) -> None:
+    assert True not in document.pcrs  # True == 1, but a bool is not a PCR index
+    with pytest.raises(KeyError):
+        document.pcrs[True]  # type: ignore[index]
+    assert document.pcrs[1] == DEFAULT_PCRS[1] and len(document.pcrs) == 16
