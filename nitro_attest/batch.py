@@ -10,9 +10,12 @@ decisions in verify()'s order with those verdicts at hand.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import datetime
+from typing import TypeAlias
 
 from cryptography import x509
 
@@ -71,8 +74,26 @@ def _parse_all(chunk: Sequence[bytes]) -> list[AttestationDocument | NitroAttest
     return parsed
 
 
-def _verify_jobs(jobs: dict[LinkKey | bytes, P384Job], workers: int | None) -> dict[LinkKey | bytes, bool]:
+_Verdicts: TypeAlias = "dict[LinkKey | bytes, bool]"
+
+
+def _verify_jobs(jobs: dict[LinkKey | bytes, P384Job], *, workers: int | None) -> _Verdicts:
     return dict(zip(jobs, verify_p384_many(list(jobs.values()), workers=workers), strict=True))
+
+
+def _step_runner(
+    pool: ThreadPoolExecutor | None, workers: int | None
+) -> Callable[[dict[LinkKey | bytes, P384Job]], Future[_Verdicts]]:
+    """Runs a step's jobs on ``pool``'s thread, or at once on the calling thread when there is no pool."""
+
+    def run(jobs: dict[LinkKey | bytes, P384Job]) -> Future[_Verdicts]:
+        if pool is not None:
+            return pool.submit(_verify_jobs, jobs, workers=workers)
+        future: Future[_Verdicts] = Future()
+        future.set_result(_verify_jobs(jobs, workers=workers))
+        return future
+
+    return run
 
 
 def verify_batch(
@@ -89,8 +110,10 @@ def verify_batch(
     document (the verified :class:`AttestationDocument`) or raise (the
     :class:`NitroAttestError`, same class and ``code``). A bad document never
     makes the call raise; bad *arguments* do (``TypeError``/``ValueError``),
-    as with verify(). ``workers`` threads run the signature checks (default:
-    one per CPU); decoding the next documents overlaps them.
+    as with verify(). ``workers`` is how many cores it may use (default: all):
+    with more than one, the signature checks run on that many threads while
+    the calling thread decodes the next documents; with one, everything runs
+    on the calling thread.
     """
     at, roots = check_arguments(policy, at, roots)
     if workers is not None and (type(workers) is not int or workers < 1):
@@ -98,15 +121,19 @@ def verify_batch(
     data = list(documents)
     chunks = [data[start : start + _CHUNK] for start in range(0, len(data), _CHUNK)]
     submitted: set[LinkKey | bytes] = set()
-    steps: list[tuple[list[AttestationDocument | NitroAttestError], Future[dict[LinkKey | bytes, bool]]]] = []
-    # One thread hands each step's jobs to the backend, whose own threads do
-    # the arithmetic without the GIL, while this thread decodes the next step.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nitro-attest-batch") as verifier:
+    steps: list[tuple[list[AttestationDocument | NitroAttestError], Future[_Verdicts]]] = []
+    threads = workers if workers is not None else (os.cpu_count() or 1)
+    with ExitStack() as stack:
+        # With more than one core, one thread hands each step's jobs to the
+        # backend, whose own threads do the arithmetic without the GIL, while
+        # this thread decodes the next step. With one, everything stays on the
+        # calling thread: "workers" is how many cores the batch may use.
+        pipelined = threads > 1 and len(chunks) > 1
+        pool = stack.enter_context(ThreadPoolExecutor(1, "nitro-attest-batch")) if pipelined else None
+        run_step = _step_runner(pool, workers)
         for chunk in chunks:
             parsed = _parse_all(chunk)
-            steps.append(
-                (parsed, verifier.submit(_verify_jobs, _signature_jobs(parsed, at, roots, submitted), workers))
-            )
+            steps.append((parsed, run_step(_signature_jobs(parsed, at, roots, submitted))))
 
         link_verdicts: dict[LinkKey, bool] = {}
         signature_verdicts: dict[bytes, bool] = {}
