@@ -21,7 +21,7 @@ from cryptography import x509
 
 from ._verify import check_arguments, check_verified_document
 from .backend import P384Job, verify_p384_many
-from .chain import LinkKey, is_trusted_anchor, link_job, pending_links
+from .chain import LinkKey, PathKey, is_trusted_anchor, link_job, pending_links
 from .cose import document_job
 from .document import AttestationDocument, parse
 from .errors import NitroAttestError
@@ -41,6 +41,7 @@ def _signature_jobs(
     at: datetime,
     roots: Sequence[x509.Certificate],
     submitted: set[LinkKey | bytes],
+    examined: dict[PathKey, bool],
 ) -> dict[LinkKey | bytes, P384Job]:
     """The signature checks verify() would make for these documents that no earlier step submitted."""
     jobs: dict[LinkKey | bytes, P384Job] = {}
@@ -49,13 +50,17 @@ def _signature_jobs(
         # is rejected before any signature matters: spend nothing on it.
         if isinstance(document, NitroAttestError) or not is_trusted_anchor(document, roots):
             continue
-        links, path_can_pass = pending_links(document, at)
-        for key, issuer, subject in links:
-            if key not in submitted:
-                submitted.add(key)
-                job = link_job(issuer, subject)
-                if job is not None:
-                    jobs[key] = job
+        # Documents of one enclave share their path: examine each path once per batch.
+        path_can_pass = examined.get(document.chain_der)
+        if path_can_pass is None:
+            links, path_can_pass = pending_links(document, at)
+            examined[document.chain_der] = path_can_pass
+            for key, issuer, subject in links:
+                if key not in submitted:
+                    submitted.add(key)
+                    job = link_job(issuer, subject)
+                    if job is not None:
+                        jobs[key] = job
         if path_can_pass and document.raw not in submitted:
             submitted.add(document.raw)
             job = document_job(document)
@@ -121,6 +126,7 @@ def verify_batch(
     data = list(documents)
     chunks = [data[start : start + _CHUNK] for start in range(0, len(data), _CHUNK)]
     submitted: set[LinkKey | bytes] = set()
+    examined: dict[PathKey, bool] = {}
     steps: list[tuple[list[AttestationDocument | NitroAttestError], Future[_Verdicts]]] = []
     threads = workers if workers is not None else (os.cpu_count() or 1)
     with ExitStack() as stack:
@@ -133,7 +139,7 @@ def verify_batch(
         run_step = _step_runner(pool, workers)
         for chunk in chunks:
             parsed = _parse_all(chunk)
-            steps.append((parsed, run_step(_signature_jobs(parsed, at, roots, submitted))))
+            steps.append((parsed, run_step(_signature_jobs(parsed, at, roots, submitted, examined))))
 
         link_verdicts: dict[LinkKey, bool] = {}
         signature_verdicts: dict[bytes, bool] = {}
