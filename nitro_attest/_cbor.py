@@ -164,7 +164,6 @@ def decode_item(data: bytes, *, max_depth: int, what: str) -> Any:
 class Sign1:
     """The four parts of a COSE_Sign1 envelope, as received (RFC 9052 section 4.2)."""
 
-    tagged: bool
     protected: bytes
     payload: bytes
     signature: bytes
@@ -187,7 +186,6 @@ def decode_envelope(data: bytes) -> Sign1:
         raise MalformedDocument("size", f"document is {len(data)} bytes; the limit is {MAX_DOCUMENT_SIZE}")
     if not data:
         raise MalformedDocument("cbor", "document is empty")
-    tagged = False
     start = 0
     if data[0] >> 5 == 6:
         try:
@@ -196,7 +194,6 @@ def decode_envelope(data: bytes) -> Sign1:
             raise MalformedDocument("cbor", f"document: {failure.reason} at byte {failure.position}") from None
         if tag != _COSE_SIGN1_TAG:
             raise MalformedDocument("cbor", f"document: CBOR tag {tag} is not allowed (only COSE_Sign1, 18)")
-        tagged = True
     # Room for the envelope array plus a payload map wrongly placed inline,
     # so that mistake is named as a cose error; deeper is only cost.
     _check_well_formed(data, start, _ENVELOPE_DEPTH, "document")
@@ -232,4 +229,4 @@ def decode_envelope(data: bytes) -> Sign1:
     if not isinstance(signature, bytes) or len(signature) != _ES384_SIGNATURE_SIZE:
         got = f"{len(signature)} bytes" if isinstance(signature, bytes) else type(signature).__name__
         raise MalformedDocument("cose", f"signature must be {_ES384_SIGNATURE_SIZE} bytes (ES384 r || s), got {got}")
-    return Sign1(tagged, protected, payload, signature)
+    return Sign1(protected, payload, signature)

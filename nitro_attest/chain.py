@@ -40,7 +40,6 @@ __all__ = [
     "PathKey",
     "is_trusted_anchor",
     "link_job",
-    "path_key",
     "pending_links",
     "raw_signature",
     "validate_chain",
@@ -274,11 +273,6 @@ def _check_link(
     LINK_CACHE.add(key)
 
 
-def path_key(document: AttestationDocument) -> PathKey:
-    """The document's certification path by exact bytes, root first."""
-    return document.chain_der
-
-
 def pending_links(
     document: AttestationDocument, at: datetime
 ) -> tuple[list[tuple[LinkKey, x509.Certificate, x509.Certificate]], bool]:
@@ -290,7 +284,7 @@ def pending_links(
     (second value False) not the document's own signature when the path
     cannot pass. The root pin is the caller's to check first.
     """
-    whole = path_key(document)
+    whole = document.chain_der
     path = (*document.cabundle, document.certificate)
     valid_now = all(
         certificate.not_valid_before_utc - CLOCK_SKEW <= at <= certificate.not_valid_after_utc for certificate in path
@@ -336,7 +330,7 @@ def validate_chain(
             "chain",
             f"{_describe(0, len(path), path[0])} is not a trusted root (it must be byte-identical to one)",
         )
-    whole = path_key(document)
+    whole = document.chain_der
     if not LINK_CACHE.has_path(whole):
         for position, certificate in enumerate(path):
             _check_certificate(certificate, position, len(path))

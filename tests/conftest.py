@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from nitro_attest import backend
+from nitro_attest.testing import TestPKI
 
 SHARED_ENV = "NITRO_ATTEST_SHARED"
 
@@ -106,3 +108,11 @@ def signature_backend(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
         pytest.skip(f"the {name} backend is not available in this build")
     monkeypatch.setattr(backend, "BACKEND", name)
     return name
+
+
+@pytest.fixture
+def root_pem(tmp_path: Path) -> Path:
+    """The (deterministic) test PKI's root as a PEM file, for the CLI's --root."""
+    path = tmp_path / "test-root.pem"
+    path.write_bytes(b"".join(root.public_bytes(Encoding.PEM) for root in TestPKI.create().roots))
+    return path

@@ -45,13 +45,6 @@ def doc_file(tmp_path: Path, document: bytes) -> Path:
     return path
 
 
-@pytest.fixture
-def root_pem(tmp_path: Path, pki: TestPKI) -> Path:
-    path = tmp_path / "test-root.pem"
-    path.write_bytes(b"".join(root.public_bytes(Encoding.PEM) for root in pki.roots))
-    return path
-
-
 def _pins(*indices: int) -> list[str]:
     return [arg for index in indices for arg in ("--pcr", f"{index}={DEFAULT_PCRS[index].hex()}")]
 

@@ -6,20 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from nitro_attest import cli
 from nitro_attest.testing import TestPKI
 
 PKI = TestPKI.create()
 AT = PKI.document_time.isoformat()
-
-
-@pytest.fixture
-def root_pem(tmp_path: Path) -> str:
-    path = tmp_path / "root.pem"
-    path.write_bytes(PKI.root.public_bytes(Encoding.PEM))
-    return str(path)
 
 
 def write_documents(folder: Path, count: int, *, tampered: int | None = None) -> list[Path]:
@@ -41,9 +33,9 @@ def run(capsys: pytest.CaptureFixture[str], *arguments: str) -> tuple[int, str, 
     return code, captured.out, captured.err
 
 
-def test_several_files_all_verified(tmp_path: Path, root_pem: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_several_files_all_verified(tmp_path: Path, root_pem: Path, capsys: pytest.CaptureFixture[str]) -> None:
     paths = write_documents(tmp_path / "docs", 3)
-    code, out, _ = run(capsys, "--root", root_pem, *map(str, paths))
+    code, out, _ = run(capsys, "--root", str(root_pem), *map(str, paths))
     assert code == 0
     assert out.splitlines() == [
         *(f"{path}: verified" for path in paths),
@@ -52,12 +44,12 @@ def test_several_files_all_verified(tmp_path: Path, root_pem: str, capsys: pytes
 
 
 def test_a_directory_with_a_tampered_and_an_unreadable_file(
-    tmp_path: Path, root_pem: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, root_pem: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "docs"
     write_documents(folder, 4, tampered=2)
     (folder / "notes.txt").write_text("not a document")
-    code, out, _ = run(capsys, "--root", root_pem, str(folder))
+    code, out, _ = run(capsys, "--root", str(root_pem), str(folder))
     assert code == 1
     lines = out.splitlines()
     assert lines[2].endswith(
@@ -68,10 +60,10 @@ def test_a_directory_with_a_tampered_and_an_unreadable_file(
 
 
 def test_at_document_verifies_each_at_its_own_time(
-    tmp_path: Path, root_pem: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, root_pem: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     paths = write_documents(tmp_path / "docs", 2)
-    code = cli.main(["verify", "--any-enclave", "--at", "document", "--root", root_pem, *map(str, paths)])
+    code = cli.main(["verify", "--any-enclave", "--at", "document", "--root", str(root_pem), *map(str, paths)])
     assert code == 0, capsys.readouterr()
 
 
@@ -83,12 +75,12 @@ def test_the_aws_root_rejects_test_documents_in_a_batch(tmp_path: Path, capsys: 
 
 
 def test_progress_bar_on_a_terminal(
-    tmp_path: Path, root_pem: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, root_pem: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = write_documents(tmp_path / "docs", 3)
     monkeypatch.setattr(cli, "_PROGRESS_MIN_DOCUMENTS", 2)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    code, _, err = run(capsys, "--root", root_pem, *map(str, paths))
+    code, _, err = run(capsys, "--root", str(root_pem), *map(str, paths))
     assert code == 0
     assert "3/3" in err
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from nitro_attest import Policy, kms, parse
 from nitro_attest.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, main
@@ -57,13 +56,6 @@ def doc_file(tmp_path: Path, pki: TestPKI) -> Path:
 def debug_file(tmp_path: Path, pki: TestPKI) -> Path:
     path = tmp_path / "debug.cbor"
     path.write_bytes(pki.document(pcrs={**DEFAULT_PCRS, 0: bytes(48), 1: bytes(48), 2: bytes(48)}))
-    return path
-
-
-@pytest.fixture
-def root_pem(tmp_path: Path, pki: TestPKI) -> Path:
-    path = tmp_path / "test-root.pem"
-    path.write_bytes(b"".join(root.public_bytes(Encoding.PEM) for root in pki.roots))
     return path
 
 
