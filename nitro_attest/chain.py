@@ -14,6 +14,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar, cast
@@ -201,21 +202,53 @@ def link_job(issuer: x509.Certificate, subject: x509.Certificate) -> P384Job | N
     return P384Job(point, subject.tbs_certificate_bytes, signature)
 
 
-def _check_certificate(certificate: x509.Certificate, position: int, path_length: int) -> ec.EllipticCurvePublicKey:
-    """The time-independent checks of one certificate, given its place in the path; returns its key."""
+@dataclass(frozen=True)
+class _AlgorithmPin:
+    """Which keys and signature algorithms a path may use, and how a link's signature is checked.
+
+    Private. The Nitro pin is the only one the package uses: :func:`validate_chain`
+    and :func:`pending_links`, the only functions that read or write
+    :data:`LINK_CACHE`, take no pin and name :data:`_NITRO_PIN` themselves.
+    """
+
+    name: str
+    #: Why ``certificate``'s signature algorithm or key is refused (code "certificate"), or None.
+    key_problem: Callable[[x509.Certificate], str | None]
+    #: Whether ``issuer``'s key verifies ``subject``'s signature (names already chain).
+    signed: Callable[[x509.Certificate, x509.Certificate], bool]
+
+
+def _nitro_key_problem(certificate: x509.Certificate) -> str | None:
+    if certificate.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
+        return "signature algorithm is not ecdsa-with-SHA384"
+    try:
+        key = certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:  # malformed key, custom explicit curve parameters
+        return f"unusable public key: {exc}"
+    if not is_p384_key(key):
+        return "key is not EC P-384"
+    return None
+
+
+def _nitro_signed(issuer: x509.Certificate, subject: x509.Certificate) -> bool:
+    job = link_job(issuer, subject)
+    return job is not None and verify_p384_many([job])[0]
+
+
+#: DESIGN.md section 3: every signature ecdsa-with-SHA384 by a P-384 key, checked by our backends.
+_NITRO_PIN = _AlgorithmPin("nitro", _nitro_key_problem, _nitro_signed)
+
+
+def _check_certificate(certificate: x509.Certificate, position: int, path_length: int, pin: _AlgorithmPin) -> None:
+    """The time-independent checks of one certificate, given its place in the path."""
 
     def reject(code: str, problem: str) -> CertificateInvalid:
         # Describing a certificate formats its name: only worth it for a rejection.
         return CertificateInvalid(code, f"{_describe(position, path_length, certificate)}: {problem}")
 
-    if certificate.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
-        raise reject("certificate", "signature algorithm is not ecdsa-with-SHA384")
-    try:
-        key = certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:  # malformed key, explicit curve parameters
-        raise reject("certificate", f"unusable public key: {exc}") from None
-    if not is_p384_key(key):
-        raise reject("certificate", "key is not EC P-384")
+    key_problem = pin.key_problem(certificate)
+    if key_problem is not None:
+        raise reject("certificate", key_problem)
     extensions = certificate.extensions  # parsed (and checked) by document.parse
     for extension in extensions:
         if extension.critical and extension.oid not in _UNDERSTOOD_CRITICAL:
@@ -230,10 +263,13 @@ def _check_certificate(certificate: x509.Certificate, position: int, path_length
             raise reject("chain", "the leaf's keyUsage lacks digitalSignature")
         if usage.key_cert_sign:
             raise reject("chain", "the leaf's keyUsage allows keyCertSign")
-        return key
+        return
 
     if basic is None or not basic.ca:
         raise reject("chain", "not a CA certificate (basicConstraints CA=true missing)")
+    if not certificate.subject:
+        # RFC 5280 4.1.2.6: a CA's subject names the issuer of what it signs; empty, it names nobody.
+        raise reject("chain", "a CA certificate with an empty subject")
     if not extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).critical:
         raise reject("chain", "basicConstraints is not critical")
     # CA certificates below this one, the leaf not counted (RFC 5280 4.2.1.9).
@@ -242,7 +278,6 @@ def _check_certificate(certificate: x509.Certificate, position: int, path_length
         raise reject("chain", f"pathLenConstraint {basic.path_length} but {below} CA certificates follow")
     if usage is None or not usage.key_cert_sign:
         raise reject("chain", "keyUsage lacks keyCertSign")
-    return key
 
 
 def _extension_value(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
@@ -252,6 +287,15 @@ def _extension_value(extensions: x509.Extensions, kind: type[_E]) -> _E | None:
         return None
 
 
+def _check_names(issuer: x509.Certificate, subject: x509.Certificate, describe: Callable[[], str]) -> None:
+    if subject.issuer != issuer.subject:
+        raise CertificateInvalid("chain", f"{describe()}: issuer name does not match the certificate before it")
+
+
+def _unsigned(describe: Callable[[], str]) -> CertificateInvalid:
+    return CertificateInvalid("chain", f"{describe()}: not signed by the certificate before it")
+
+
 def _check_link(
     issuer: x509.Certificate,
     subject: x509.Certificate,
@@ -259,18 +303,41 @@ def _check_link(
     verdicts: Mapping[LinkKey, bool] | None,
     describe: Callable[[], str],
 ) -> None:
-    """Names chain and ``issuer`` signed ``subject``: from the cache, the precomputed verdicts, or computed now."""
+    """Names chain and ``issuer`` signed ``subject``: from the cache, the precomputed verdicts, or computed now.
+
+    Nitro pin only: this reads and writes :data:`LINK_CACHE`, so it takes no pin.
+    """
     if key in LINK_CACHE:  # only ever added after both checks below passed, for these exact bytes
         return
-    if subject.issuer != issuer.subject:
-        raise CertificateInvalid("chain", f"{describe()}: issuer name does not match the certificate before it")
+    _check_names(issuer, subject, describe)
     verdict = verdicts.get(key) if verdicts is not None else None
     if verdict is None:
-        job = link_job(issuer, subject)
-        verdict = job is not None and verify_p384_many([job])[0]
+        verdict = _NITRO_PIN.signed(issuer, subject)
     if not verdict:
-        raise CertificateInvalid("chain", f"{describe()}: not signed by the certificate before it")
+        raise _unsigned(describe)
     LINK_CACHE.add(key)
+
+
+def _check_validity(path: Sequence[x509.Certificate], at: datetime) -> None:
+    """Every certificate of ``path`` is valid at ``at`` (notBefore up to :data:`CLOCK_SKEW` late)."""
+    for position, certificate in enumerate(path):
+        not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        # Nitro signs the first document ~3 s after its leaf's notBefore: a
+        # verifier whose clock is a few seconds behind the host's must not
+        # reject it. The same skew bounds the document's timestamp (_verify.py).
+        if not not_before - CLOCK_SKEW <= at <= not_after:
+            raise CertificateInvalid(
+                "expired",
+                f"{_describe(position, len(path), certificate)} is valid from {not_before.isoformat()} "
+                f"to {not_after.isoformat()}, not at {at.isoformat()}",
+            )
+
+
+def _untrusted_root(path: Sequence[x509.Certificate]) -> CertificateInvalid:
+    return CertificateInvalid(
+        "chain",
+        f"{_describe(0, len(path), path[0])} is not a trusted root (it must be byte-identical to one)",
+    )
 
 
 def pending_links(
@@ -293,7 +360,7 @@ def pending_links(
         return [], valid_now
     try:
         for position, certificate in enumerate(path):
-            _check_certificate(certificate, position, len(path))
+            _check_certificate(certificate, position, len(path), _NITRO_PIN)
     except CertificateInvalid:
         return [], False
     links: list[tuple[LinkKey, x509.Certificate, x509.Certificate]] = []
@@ -326,29 +393,51 @@ def validate_chain(
     """
     path = (*document.cabundle, document.certificate)
     if not is_trusted_anchor(document, roots):
-        raise CertificateInvalid(
-            "chain",
-            f"{_describe(0, len(path), path[0])} is not a trusted root (it must be byte-identical to one)",
-        )
+        raise _untrusted_root(path)
     whole = document.chain_der
     if not LINK_CACHE.has_path(whole):
         for position, certificate in enumerate(path):
-            _check_certificate(certificate, position, len(path))
+            _check_certificate(certificate, position, len(path), _NITRO_PIN)
         for position in range(1, len(path)):
             subject = path[position]
             describe = functools.partial(_describe, position, len(path), subject)
             _check_link(path[position - 1], subject, (whole[position - 1], whole[position]), verdicts, describe)
         LINK_CACHE.add_path(whole)
-    for position, certificate in enumerate(path):
-        not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-        # Nitro signs the first document ~3 s after its leaf's notBefore: a
-        # verifier whose clock is a few seconds behind the host's must not
-        # reject it. The same skew bounds the document's timestamp (_verify.py).
-        if not not_before - CLOCK_SKEW <= at <= not_after:
-            raise CertificateInvalid(
-                "expired",
-                f"{_describe(position, len(path), certificate)} is valid from {not_before.isoformat()} "
-                f"to {not_after.isoformat()}, not at {at.isoformat()}",
-            )
+    _check_validity(path, at)
     # The path passed _check_certificate (now, or before for these exact bytes): a P-384 key.
     return cast(ec.EllipticCurvePublicKey, document.certificate.public_key())
+
+
+# --- Test-only: the same rules over an explicit path, with no cache -------------------------
+#
+# tests/test_x509_limbo.py runs C2SP x509-limbo (mostly P-256) over the rules
+# above: over a path it ordered itself and, besides the Nitro pin, with a pin
+# of its own that accepts whatever algorithm cryptography can verify. Nothing in
+# the package calls _validate_path, and no public function takes a pin, so no
+# other pin can be reached from the public API. _validate_path never touches
+# LINK_CACHE (validate_chain skips the per-certificate checks, the algorithm
+# pin included, for a path found there): a test pin's run can neither add to
+# the cache nor be served from it.
+
+
+def _validate_path(
+    path: Sequence[x509.Certificate], at: datetime, roots: Sequence[x509.Certificate], *, pin: _AlgorithmPin
+) -> None:
+    """TEST-ONLY: :func:`validate_chain`'s rules, in its order, over ``[root, intermediates..., leaf]``.
+
+    No cache is read or written. ``path[0]`` must be byte-identical to one of
+    ``roots``. Raises :class:`CertificateInvalid` as validate_chain would.
+    """
+    if len(path) < 2:
+        raise ValueError("a path holds a root and a leaf at least")
+    if path[0].public_bytes(Encoding.DER) not in {root.public_bytes(Encoding.DER) for root in roots}:
+        raise _untrusted_root(path)
+    for position, certificate in enumerate(path):
+        _check_certificate(certificate, position, len(path), pin)
+    for position in range(1, len(path)):
+        issuer, subject = path[position - 1], path[position]
+        describe = functools.partial(_describe, position, len(path), subject)
+        _check_names(issuer, subject, describe)
+        if not pin.signed(issuer, subject):
+            raise _unsigned(describe)
+    _check_validity(path, at)

@@ -665,6 +665,24 @@ def test_path_length_constraint_counts_an_extra_intermediate(pki: TestPKI) -> No
     rejects(pki, leaf.document(chain=[*pki.cabundle, extra]), "chain")
 
 
+def test_ca_with_an_empty_subject_is_rejected(pki: TestPKI) -> None:
+    # The instance CA re-issued with no subject, and a leaf it signs naming that empty issuer: names chain,
+    # signatures verify, only RFC 5280 4.1.2.6 (a CA's subject must not be empty) stops it.
+    nameless = nitro_attest.testing.issue_certificate(
+        x509.Name([]),
+        pki.instance_key.public_key(),
+        issuer=pki.instance.issuer,
+        signing_key=pki.zonal_key,
+        serial=pki.instance.serial_number,
+        not_before=pki.instance.not_valid_before_utc,
+        not_after=pki.instance.not_valid_after_utc,
+        extensions=list(pki.instance.extensions),
+    )
+    leaf = pki.reissue("leaf", issuer_name=x509.Name([]))
+    error = rejects(pki, leaf.document(chain=[pki.root, pki.regional, pki.zonal, nameless]), "chain")
+    assert "empty subject" in str(error)
+
+
 def test_ca_without_key_cert_sign_is_rejected(pki: TestPKI) -> None:
     rejects(
         pki,
