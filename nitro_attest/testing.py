@@ -17,6 +17,11 @@ breakage keywords breaks one thing, so every rule of DESIGN.md sections 2-4
 can be broken alone. :meth:`TestPKI.reissue` replaces one certificate of the
 chain by a broken one.
 
+:class:`DocumentFactory` is the short way for testing a service: documents
+with the fields a relying party checks, valid or broken in one named way
+(:data:`BREAKAGE_CODES`). The pytest plugin (``_nitro_attest_pytestplugin``)
+hands one out as the ``nitro_document`` fixture; see docs/testing.md.
+
 >>> pki = TestPKI.create()
 >>> data = pki.document(nonce=b"n")
 >>> nitro_attest.verify(data, policy, at=pki.document_time, roots=pki.roots)  # doctest: +SKIP
@@ -45,13 +50,16 @@ from .backend import P384_ORDER
 from .measurements import pcr3_for_role, pcr4_for_instance
 
 __all__ = [
+    "BREAKAGE_CODES",
     "DEFAULT_MODULE_ID",
     "DEFAULT_PCRS",
     "DEFAULT_ROLE_ARN",
     "DEFAULT_START",
     "ES384_PROTECTED_HEADER",
     "OMIT",
+    "Breakage",
     "CertificateHash",
+    "DocumentFactory",
     "Level",
     "Raw",
     "TestPKI",
@@ -635,3 +643,135 @@ class TestPKI:
         if tag is not None and tag is not False:
             outer = cbor2.CBORTag(_COSE_SIGN1_TAG if tag is True else tag, outer)
         return encode(outer) + trailing
+
+
+#: A way to break a :class:`DocumentFactory` document on purpose; :data:`BREAKAGE_CODES` lists them.
+Breakage: TypeAlias = Literal[
+    "signature", "chain", "untrusted_root", "expired", "future_timestamp", "debug", "malformed"
+]
+
+#: The ``.code`` of the error ``verify()`` raises for each :data:`Breakage`, when the document
+#: is verified as the valid one would pass: ``roots=factory.roots``,
+#: ``at=factory.verification_time``, and a policy the valid document satisfies without
+#: ``allow_debug``.
+BREAKAGE_CODES: Mapping[Breakage, str] = MappingProxyType(
+    {
+        "signature": "signature",
+        "chain": "chain",
+        "untrusted_root": "chain",
+        "expired": "expired",
+        "future_timestamp": "time",
+        "debug": "debug",
+        "malformed": "cbor",
+    }
+)
+
+# Names the look-alike of the test PKI that "untrusted_root" documents come from.
+_UNTRUSTED_SEED = "nitro_attest untrusted look-alike of the test PKI"
+# How far past the verification time "expired" and "future_timestamp" go: beyond the 60 s clock skew.
+_PAST_THE_SKEW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class DocumentFactory:
+    """Attestation documents from one :class:`TestPKI`, valid or broken in one named way.
+
+    The friendly face of :meth:`TestPKI.document` for testing a service that
+    verifies documents; the ``nitro_document`` pytest fixture is one of these.
+    Verify what it makes with ``roots=factory.roots`` and
+    ``at=factory.verification_time``: the documents carry a fixed time, so a
+    test written this way passes today and in ten years.
+
+    >>> make = DocumentFactory()
+    >>> data = make(nonce=b"challenge", pcrs={0: "ab" * 48})
+    >>> nitro_attest.verify(data, policy, at=make.verification_time, roots=make.roots)  # doctest: +SKIP
+    """
+
+    pki: TestPKI = dataclasses.field(default_factory=TestPKI.create)
+
+    @property
+    def roots(self) -> tuple[x509.Certificate, ...]:
+        """What to pass as ``verify(..., roots=)`` for these documents (never the AWS root)."""
+        return self.pki.roots
+
+    @property
+    def verification_time(self) -> datetime:
+        """What to pass as ``verify(..., at=)``: the documents' own time, inside every validity window."""
+        return self.pki.document_time
+
+    def __call__(
+        self,
+        *,
+        pcrs: Mapping[int, bytes | str] | None = None,
+        nonce: bytes | None = None,
+        user_data: bytes | None = None,
+        public_key: bytes | None = None,
+        timestamp: datetime | None = None,
+        module_id: str | None = None,
+        broken: Breakage | None = None,
+    ) -> bytes:
+        """The bytes of a document with these fields, valid unless ``broken`` names a breakage.
+
+        ``pcrs`` sets PCR values (bytes, or hex in any case) over
+        :data:`DEFAULT_PCRS`: the other PCRs keep their defaults, as a real
+        enclave always reports 16. ``nonce``, ``user_data`` and ``public_key``
+        are null when not given; ``timestamp`` defaults to
+        :attr:`verification_time` and ``module_id`` to :data:`DEFAULT_MODULE_ID`.
+
+        ``broken`` breaks one thing and keeps every field asked for, so the
+        rejection is for that breakage alone (its code is in :data:`BREAKAGE_CODES`):
+
+        - ``"signature"``: one bit of the signature flipped.
+        - ``"chain"``: the zonal certificate missing from ``cabundle``.
+        - ``"untrusted_root"``: signed by a look-alike PKI whose root has the
+          trusted test root's name but another key.
+        - ``"expired"``: made hours ago; its leaf certificate expired before
+          :attr:`verification_time` (a replayed old document).
+        - ``"future_timestamp"``: a timestamp after :attr:`verification_time` plus the clock skew.
+        - ``"debug"``: a debug-mode enclave (PCR0, PCR1 and PCR2 all zeros).
+        - ``"malformed"``: the last byte cut off (truncated CBOR).
+        """
+        if broken is not None and broken not in BREAKAGE_CODES:
+            raise ValueError(f"unknown breakage {broken!r}: one of {', '.join(BREAKAGE_CODES)}")
+        if timestamp is not None and broken in ("expired", "future_timestamp"):
+            raise ValueError(f"broken={broken!r} sets the timestamp itself: do not pass timestamp=")
+        merged = {**DEFAULT_PCRS, **{index: _pcr_bytes(value) for index, value in (pcrs or {}).items()}}
+        if broken == "debug":
+            merged.update({0: bytes(48), 1: bytes(48), 2: bytes(48)})
+        pki = self.pki
+        chain: Sequence[x509.Certificate] | None = None
+        signature: Callable[[bytes], bytes] | None = None
+        if broken == "untrusted_root":
+            pki = TestPKI.create(start=pki.start, seed=_UNTRUSTED_SEED, root_name=pki.root.subject)
+        elif broken == "chain":
+            chain = (pki.root, pki.regional, pki.instance)
+        elif broken == "signature":
+            signature = _flip_last_bit
+        elif broken == "expired":
+            # The whole 3-hour life of the leaf moved to end before the verification
+            # time, with the document signed at its start, as Nitro does.
+            lifetime = pki.leaf.not_valid_after_utc - pki.leaf.not_valid_before_utc
+            not_after = self.verification_time - _PAST_THE_SKEW
+            pki = pki.reissue("leaf", not_before=not_after - lifetime, not_after=not_after)
+            timestamp = not_after - lifetime + _LEAF_LEAD
+        elif broken == "future_timestamp":
+            timestamp = self.verification_time + _PAST_THE_SKEW
+        data = pki.document(
+            pcrs=merged,
+            nonce=nonce,
+            user_data=user_data,
+            public_key=public_key,
+            timestamp=timestamp,
+            module_id=module_id,
+            chain=chain,
+            signature=signature,
+        )
+        return data[:-1] if broken == "malformed" else data
+
+
+def _pcr_bytes(value: bytes | str) -> bytes:
+    return bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+
+
+def _flip_last_bit(signature: bytes) -> bytes:
+    return signature[:-1] + bytes([signature[-1] ^ 1])
