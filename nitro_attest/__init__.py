@@ -7,7 +7,7 @@
 :class:`NitroAttestError`; :func:`parse` only decodes (nothing verified).
 """
 
-from . import kms
+from . import challenge, kms
 from ._verify import CLOCK_SKEW, verify
 from .backend import BACKEND
 from .batch import verify_batch
@@ -48,6 +48,7 @@ __all__ = [
     "PolicyFileError",
     "PolicyViolation",
     "SignatureInvalid",
+    "challenge",
     "dumps_policy",
     "kms",
     "load_policy",
