@@ -19,13 +19,28 @@ import cbor2
 
 from .errors import MalformedDocument
 
-__all__ = ["MAX_DOCUMENT_SIZE", "MAX_PAYLOAD_DEPTH", "MAX_PAYLOAD_SIZE", "Sign1", "decode_envelope", "decode_item"]
+__all__ = [
+    "MAX_DOCUMENT_SIZE",
+    "MAX_ITEMS",
+    "MAX_PAYLOAD_DEPTH",
+    "MAX_PAYLOAD_SIZE",
+    "Sign1",
+    "decode_envelope",
+    "decode_item",
+    "size_error",
+]
 
 MAX_DOCUMENT_SIZE = 32 * 1024
 MAX_PAYLOAD_SIZE = 16 * 1024
 # Nesting inside the payload: the payload map, then pcrs/cabundle, then room
 # for unknown future fields; deeper is not a Nitro document.
 MAX_PAYLOAD_DEPTH = 4
+# Data items (string chunks included) in one decoded item: the envelope, the
+# payload or the protected header. The scan costs ~1 us per item in Python, so
+# 32 KiB of one-byte items would cost ~30 ms before any signature is checked;
+# a payload with every field at its limit (32 PCRs, 8 bundle certificates) has
+# ~100, the real documents in ../shared at most 71.
+MAX_ITEMS = 1024
 
 _COSE_SIGN1_TAG = 18
 
@@ -82,8 +97,31 @@ def _leaf_end(data: bytes, pos: int) -> int:
     return end if pos + 1 + size <= len(data) and end <= len(data) else -1
 
 
-def _item(data: bytes, pos: int, depth: int, max_depth: int) -> int:
-    """Checks one complete data item (and everything nested in it) at ``pos``; returns the position after it."""
+class _Budget:
+    """How many more data items a scan may visit (see MAX_ITEMS)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_ITEMS
+
+    def spend(self, items: int, pos: int) -> None:
+        self.left -= items
+        if self.left < 0:
+            raise _Malformed(f"more than {MAX_ITEMS} data items", pos)
+
+
+# Integers and text strings: what Nitro's maps use. Other keys are refused in
+# the scan, before cbor2 hashes them: cbor2 turns array keys into tuples, whose
+# hashes collide on demand, so a map of such keys takes quadratic time to build.
+_KEY_MAJOR_TYPES = frozenset({0, 1, 3})
+
+
+def _item(data: bytes, pos: int, depth: int, max_depth: int, budget: _Budget) -> int:
+    """Checks one complete data item (and everything nested in it) at ``pos``; returns the position after it.
+
+    ``budget`` is charged for the items inside this one (the caller paid for this one).
+    """
     major, info, arg, after = _head(data, pos)
     if major <= 1:  # unsigned and negative integers
         if arg is None:
@@ -99,6 +137,7 @@ def _item(data: bytes, pos: int, depth: int, max_depth: int) -> int:
                 raise _Malformed("indefinite-length item not terminated", after)
             if data[after] == _BREAK:
                 return after + 1
+            budget.spend(1, after)
             chunk_major, _, length, chunk_after = _head(data, after)
             if chunk_major != major or length is None:
                 raise _Malformed("indefinite-length string chunk of the wrong type", after)
@@ -115,15 +154,21 @@ def _item(data: bytes, pos: int, depth: int, max_depth: int) -> int:
                     raise _Malformed("indefinite-length item not terminated", after)
                 if data[after] == _BREAK:
                     return after + 1
+                budget.spend(per_entry, after)
+                if major == 5:
+                    _check_key(data, after)
                 for _ in range(per_entry):
-                    after = _item(data, after, depth + 1, max_depth)
+                    after = _item(data, after, depth + 1, max_depth, budget)
         # Every item takes at least one byte: a count the input cannot hold
         # is rejected before anything is allocated for it.
         if arg * per_entry > len(data) - after:
             raise _Malformed(f"{'array' if major == 4 else 'map'} of {arg} entries exceeds the input", pos)
-        for _ in range(arg * per_entry):
+        budget.spend(arg * per_entry, pos)
+        for index in range(arg * per_entry):
+            if major == 5 and not index & 1 and after < len(data):
+                _check_key(data, after)
             following = _leaf_end(data, after)
-            after = following if following >= 0 else _item(data, after, depth + 1, max_depth)
+            after = following if following >= 0 else _item(data, after, depth + 1, max_depth, budget)
         return after
     if major == 6:
         raise _Malformed(f"CBOR tag {arg} is not allowed here", pos)
@@ -136,9 +181,16 @@ def _item(data: bytes, pos: int, depth: int, max_depth: int) -> int:
     raise _Malformed(f"simple value {arg} (only false, true and null are allowed)", pos)
 
 
+def _check_key(data: bytes, pos: int) -> None:
+    if data[pos] >> 5 not in _KEY_MAJOR_TYPES:
+        raise _Malformed(f"map key of CBOR major type {data[pos] >> 5} (only integers and text strings)", pos)
+
+
 def _check_well_formed(data: bytes, start: int, max_depth: int, what: str) -> None:
     try:
-        end = _item(data, start, 0, max_depth)
+        budget = _Budget()
+        budget.spend(1, start)
+        end = _item(data, start, 0, max_depth, budget)
         if end != len(data):
             raise _Malformed(f"{len(data) - end} trailing bytes", end)
     except _Malformed as failure:
@@ -174,6 +226,11 @@ _NITRO_PROTECTED = bytes.fromhex("a1013822")  # {1: -35}
 _ENVELOPE_DEPTH = 1 + MAX_PAYLOAD_DEPTH
 
 
+def size_error(size: int) -> MalformedDocument:
+    """The error for a document of ``size`` bytes, over :data:`MAX_DOCUMENT_SIZE`."""
+    return MalformedDocument("size", f"document is {size} bytes; the limit is {MAX_DOCUMENT_SIZE}")
+
+
 def decode_envelope(data: bytes) -> Sign1:
     """Decodes the outer COSE_Sign1 item and checks it is exactly Nitro's shape.
 
@@ -183,7 +240,7 @@ def decode_envelope(data: bytes) -> Sign1:
     no other parameter (``crit`` included) and an empty unprotected header.
     """
     if len(data) > MAX_DOCUMENT_SIZE:
-        raise MalformedDocument("size", f"document is {len(data)} bytes; the limit is {MAX_DOCUMENT_SIZE}")
+        raise size_error(len(data))
     if not data:
         raise MalformedDocument("cbor", "document is empty")
     start = 0

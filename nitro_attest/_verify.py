@@ -56,7 +56,8 @@ def check_document_time(document: AttestationDocument, at: datetime) -> None:
             f"timestamp {document.timestamp.isoformat()} lies outside the leaf certificate's validity "
             f"({leaf.not_valid_before_utc.isoformat()} to {leaf.not_valid_after_utc.isoformat()})",
         )
-    if document.timestamp > at + CLOCK_SKEW:
+    # A difference, not at + CLOCK_SKEW: that sum overflows for an ``at`` in the last minute of year 9999.
+    if document.timestamp - at > CLOCK_SKEW:
         raise DocumentTimeInvalid(
             "time",
             f"timestamp {document.timestamp.isoformat()} is after the verification time {at.isoformat()} "

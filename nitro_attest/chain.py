@@ -318,14 +318,19 @@ def _check_link(
     LINK_CACHE.add(key)
 
 
+def _valid_at(certificate: x509.Certificate, at: datetime) -> bool:
+    # Nitro signs the first document ~3 s after its leaf's notBefore: a
+    # verifier whose clock is a few seconds behind the host's must not reject
+    # it. The same skew bounds the document's timestamp (_verify.py). Written
+    # as a difference: notBefore - CLOCK_SKEW overflows for a notBefore in year 1.
+    return certificate.not_valid_before_utc - at <= CLOCK_SKEW and at <= certificate.not_valid_after_utc
+
+
 def _check_validity(path: Sequence[x509.Certificate], at: datetime) -> None:
     """Every certificate of ``path`` is valid at ``at`` (notBefore up to :data:`CLOCK_SKEW` late)."""
     for position, certificate in enumerate(path):
-        not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-        # Nitro signs the first document ~3 s after its leaf's notBefore: a
-        # verifier whose clock is a few seconds behind the host's must not
-        # reject it. The same skew bounds the document's timestamp (_verify.py).
-        if not not_before - CLOCK_SKEW <= at <= not_after:
+        if not _valid_at(certificate, at):
+            not_before, not_after = certificate.not_valid_before_utc, certificate.not_valid_after_utc
             raise CertificateInvalid(
                 "expired",
                 f"{_describe(position, len(path), certificate)} is valid from {not_before.isoformat()} "
@@ -353,9 +358,7 @@ def pending_links(
     """
     whole = document.chain_der
     path = (*document.cabundle, document.certificate)
-    valid_now = all(
-        certificate.not_valid_before_utc - CLOCK_SKEW <= at <= certificate.not_valid_after_utc for certificate in path
-    )
+    valid_now = all(_valid_at(certificate, at) for certificate in path)
     if LINK_CACHE.has_path(whole):
         return [], valid_now
     try:

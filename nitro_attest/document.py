@@ -57,7 +57,9 @@ class PCRValue:
     ``PCRValue`` as keys of one dict or set.
     """
 
+    #: The register's index, 0..31.
     index: int
+    #: The register's 48 bytes.
     value: bytes
 
     def __post_init__(self) -> None:
@@ -112,20 +114,33 @@ class AttestationDocument:
     are malleable, so ``raw`` is not unique per payload).
     """
 
+    #: The enclave's ID, ``<instance ID>-enc<enclave ID>`` (e.g. ``i-0123456789abcdef0-enc0123456789abcdef0``).
     module_id: str
+    #: The PCRs' hash function: always ``"SHA384"``.
     digest: str
+    #: When the Nitro hypervisor made the document (timezone-aware UTC, millisecond precision).
     timestamp: datetime
+    #: The measurements by PCR index, in ascending order (16 or more in real documents).
     pcrs: Mapping[int, PCRValue]
+    #: The enclave's leaf certificate, whose P-384 key signed the document.
     certificate: x509.Certificate
+    #: The certificates from the root to the leaf's issuer, root first, as the document lists them.
     cabundle: tuple[x509.Certificate, ...]
+    #: The public key the enclave chose to bind to the document (0..1024 bytes), or None.
     public_key: bytes | None
+    #: The user data the enclave chose to bind to the document (0..1024 bytes), or None.
     user_data: bytes | None
+    #: The nonce the enclave put in the document (0..1024 bytes), or None: compare it with the one you issued.
     nonce: bytes | None
+    #: The document's bytes, as received.
     raw: bytes = field(repr=False)
     #: The DER of cabundle[0], ..., cabundle[-1] and certificate, as received: the path's exact bytes.
     chain_der: tuple[bytes, ...] = field(repr=False)
+    #: The signed payload's bytes, as received: the key for replay caches (unlike ``raw``, unique per payload).
     payload: bytes = field(repr=False)
+    #: The COSE protected header's bytes, as received (``{1: -35}``, ES384).
     protected_header: bytes = field(repr=False)
+    #: The ES384 signature, ``r || s`` (96 bytes).
     signature: bytes = field(repr=False)
 
     @property
@@ -183,6 +198,9 @@ def _parse_certificate(der: bytes) -> x509.Certificate | str:
         certificate.issuer  # noqa: B018
         certificate.extensions  # noqa: B018
         serial = certificate.serial_number
+        # Dates cryptography can read but datetime cannot hold (years 0 and 10000+) raise here, not mid-chain.
+        certificate.not_valid_before_utc  # noqa: B018
+        certificate.not_valid_after_utc  # noqa: B018
     except _CERTIFICATE_PARSE_ERRORS as exc:
         return f"is not a usable X.509 certificate: {exc}"
     # RFC 5280 4.1.2.2; cryptography only warns today and will refuse such certificates later,
@@ -279,7 +297,11 @@ def parse(data: bytes) -> AttestationDocument:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    data = bytes(data)
+    if not isinstance(data, bytes):
+        size = memoryview(data).nbytes
+        if size > _cbor.MAX_DOCUMENT_SIZE:  # before the copy: a 100 MB buffer is refused without copying it
+            raise _cbor.size_error(size)
+        data = bytes(data)
     envelope = _cbor.decode_envelope(data)
     payload = _cbor.decode_item(envelope.payload, max_depth=_cbor.MAX_PAYLOAD_DEPTH, what="payload")
     if not isinstance(payload, dict):

@@ -523,12 +523,12 @@ def _reject_cbor(pki: TestPKI) -> list[Vector]:
             "schema",
         ),
         Vector(
-            "reject-schema-bytes-payload-key",
-            "2. payload keys are text",
+            "reject-cbor-bytes-payload-key",
+            "2. payload keys are text (map keys other than integers and text are refused while scanning)",
             "an extra payload key is the byte string 'nonce' (not the text key)",
             pki.document(payload_extra=[(b"nonce", b"x")]),
             t,
-            "schema",
+            "cbor",
         ),
         Vector(
             "reject-schema-timestamp-true",
@@ -539,12 +539,12 @@ def _reject_cbor(pki: TestPKI) -> list[Vector]:
             "schema",
         ),
         Vector(
-            "reject-schema-pcr-index-true",
-            "2. no bool where an integer is required",
+            "reject-cbor-pcr-index-true",
+            "2. no bool where an integer is required (a bool map key is refused while scanning)",
             "PCR index 1 is written as CBOR true",
             pki.document(pcrs={(True if index == 1 else index): value for index, value in DEFAULT_PCRS.items()}),
             t,
-            "schema",
+            "cbor",
         ),
         Vector(
             "reject-cose-alg-true",
