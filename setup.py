@@ -7,6 +7,10 @@ without it (``nitro_attest.BACKEND == "cryptography"``). Environment:
 
 - ``NITRO_ATTEST_REQUIRE_NATIVE=1``: a failed native build fails the install.
 - ``NITRO_ATTEST_NO_NATIVE_BUILD=1``: do not even try to build it.
+- ``NITRO_ATTEST_SANITIZE=1``: build it with AddressSanitizer and UBSan
+  (``.ci/sanitize``); implies NITRO_ATTEST_REQUIRE_NATIVE. Such a module loads
+  only into a process that has gcc's libasan first in its library list
+  (``LD_PRELOAD="$(gcc -print-file-name=libasan.so)"``).
 """
 
 from __future__ import annotations
@@ -26,11 +30,35 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
+# After Python's own CFLAGS on the command line, so these win: -O1 over -O3,
+# and -fno-wrapv over -fwrapv (with -fwrapv, gcc's UBSan does not check signed
+# overflow at all; our code must not rely on it). -fno-sanitize-recover=all:
+# every UBSan report aborts (ASan's always do), so no finding can scroll by.
+SANITIZE_COMPILE_ARGS = [
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+    "-fno-wrapv",
+    "-g",
+    "-O1",
+]
+SANITIZE_LINK_ARGS = ["-fsanitize=address,undefined"]
+
+
+def _required() -> str | None:
+    """The variable that forbids falling back to cryptography, or None."""
+    for name in ("NITRO_ATTEST_SANITIZE", "NITRO_ATTEST_REQUIRE_NATIVE"):
+        if _flag(name):
+            return name
+    return None
+
+
 BUILD_ERRORS = (CCompilerError, ExecError, PlatformError, OSError)
 
 
 class OptionalBuildExt(build_ext):
-    """build_ext where the native backend may fail to build, unless NITRO_ATTEST_REQUIRE_NATIVE is set.
+    """build_ext where the native backend may fail to build, unless NITRO_ATTEST_REQUIRE_NATIVE
+    (or NITRO_ATTEST_SANITIZE) is set.
 
     A failed extension is dropped from ``self.extensions``, so that nothing
     after the build (the in-place copy of ``pip install -e``, the wheel's file
@@ -38,6 +66,12 @@ class OptionalBuildExt(build_ext):
     """
 
     _failure: Exception | None = None
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        # Always compile: setuptools' up-to-date check compares file times only,
+        # so it would keep a sanitized module for a normal build (or the reverse).
+        self.force = True
 
     def run(self) -> None:
         try:
@@ -62,8 +96,9 @@ class OptionalBuildExt(build_ext):
 
     def _give_up(self, exc: Exception) -> None:
         self._failure = exc
-        if _flag("NITRO_ATTEST_REQUIRE_NATIVE"):
-            sys.stderr.write(f"nitro_attest: NITRO_ATTEST_REQUIRE_NATIVE is set and the native build failed: {exc}\n")
+        required = _required()
+        if required is not None:
+            sys.stderr.write(f"nitro_attest: {required} is set and the native build failed: {exc}\n")
             raise exc
         line = "*" * len(WARNING)
         sys.stderr.write(f"\n{line}\n{WARNING}\n({type(exc).__name__}: {exc})\n{line}\n\n")
@@ -72,18 +107,27 @@ class OptionalBuildExt(build_ext):
 ext_modules: list[Extension] = []
 options: dict[str, dict[str, str]] = {}
 if not _flag("NITRO_ATTEST_NO_NATIVE_BUILD"):
+    sanitize = _flag("NITRO_ATTEST_SANITIZE")
+    if sanitize:
+        sys.stderr.write("nitro_attest: NITRO_ATTEST_SANITIZE is set: building the native backend with ASan + UBSan\n")
     ext_modules.append(
         Extension(
             NATIVE,
             sources=["nitro_attest/_native.c"],
             libraries=["hogweed", "nettle", "gmp"],
-            extra_compile_args=["-std=c11", "-pthread", "-Wall", "-Wextra"],
-            extra_link_args=["-pthread"],
+            extra_compile_args=[
+                "-std=c11",
+                "-pthread",
+                "-Wall",
+                "-Wextra",
+                *(SANITIZE_COMPILE_ARGS if sanitize else []),
+            ],
+            extra_link_args=["-pthread", *(SANITIZE_LINK_ARGS if sanitize else [])],
             py_limited_api=True,  # Py_LIMITED_API is defined in the C file (3.10)
         )
     )
     options["bdist_wheel"] = {"py_limited_api": "cp310"}
-elif _flag("NITRO_ATTEST_REQUIRE_NATIVE"):
-    sys.exit("nitro_attest: NITRO_ATTEST_REQUIRE_NATIVE and NITRO_ATTEST_NO_NATIVE_BUILD are both set")
+elif _required() is not None:
+    sys.exit(f"nitro_attest: {_required()} and NITRO_ATTEST_NO_NATIVE_BUILD are both set")
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt}, options=options)
