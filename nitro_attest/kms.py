@@ -78,24 +78,24 @@ encrypt its answer (``reasons`` note when it is absent).
 
 Sources (AWS documentation):
 
-[1] IAM, "The difference between explicit and implicit denies",
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_AccessPolicyLanguage_Interplay.html
-[2] IAM, "IAM JSON policy elements: Condition operators",
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
-[3] IAM, "IAM JSON policy elements: Condition",
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html
-[4] IAM, "Conditions with multiple context keys or values",
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_multi-value-conditions.html
-[5] IAM, "Single-valued vs. multivalued context keys",
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html
-[6] IAM, "AWS JSON policy elements: Principal",
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html
-[7] KMS, "Condition keys for Nitro Enclaves",
-    https://docs.aws.amazon.com/kms/latest/developerguide/conditions-nitro-enclave.html
-[8] KMS, "Condition keys for NitroTPM",
-    https://docs.aws.amazon.com/kms/latest/developerguide/conditions-nitro-tpm.html
-[9] KMS, "Creating a key policy" (format: 32 KB, characters, required elements),
-    https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html
+- [1] IAM, "The difference between explicit and implicit denies",
+  <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_AccessPolicyLanguage_Interplay.html>
+- [2] IAM, "IAM JSON policy elements: Condition operators",
+  <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html>
+- [3] IAM, "IAM JSON policy elements: Condition",
+  <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html>
+- [4] IAM, "Conditions with multiple context keys or values",
+  <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_multi-value-conditions.html>
+- [5] IAM, "Single-valued vs. multivalued context keys",
+  <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html>
+- [6] IAM, "AWS JSON policy elements: Principal",
+  <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html>
+- [7] KMS, "Condition keys for Nitro Enclaves",
+  <https://docs.aws.amazon.com/kms/latest/developerguide/conditions-nitro-enclave.html>
+- [8] KMS, "Condition keys for NitroTPM",
+  <https://docs.aws.amazon.com/kms/latest/developerguide/conditions-nitro-tpm.html>
+- [9] KMS, "Creating a key policy" (format: 32 KB, characters, required elements),
+  <https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html>
 """
 
 from __future__ import annotations

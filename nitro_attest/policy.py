@@ -119,12 +119,20 @@ class Policy:
     enclave must be asked for by name, with :meth:`any_enclave`.
     """
 
+    #: PCR index -> its allowed values, as 48-byte strings (``image_sha384`` is merged into PCR0);
+    #: empty for :meth:`any_enclave` and :meth:`any_of` policies.
     pcrs: Mapping[int, frozenset[bytes]]
+    #: The nonce the document must carry, or None.
     nonce: bytes | None
+    #: The user data the document must carry, or None.
     user_data: bytes | None
+    #: The public key the document must carry, or None.
     public_key: bytes | None
+    #: The oldest a document may be at the verification time, or None.
     max_age: timedelta | None
+    #: Whether debug-mode enclaves (PCR0 all zeros) are accepted.
     allow_debug: bool
+    #: The pattern ``module_id`` must match (``*``: any run of characters, ``?``: one), or None.
     module_id: str | None
     #: For :meth:`any_of`: the policies of which one must accept; empty otherwise.
     alternatives: tuple[Policy, ...]
