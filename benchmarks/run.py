@@ -17,6 +17,10 @@ of its per-round ratios to its reference (the hand-written baseline for whole
 documents, pyca/cryptography's own ``verify`` for raw P-384), with the range
 of those ratios. Ratios are what to read: the machine is shared and noisy.
 
+Then the worst cases (``benchmarks/worst_case.py``): the costliest accepted
+and rejected inputs the limits allow, cold and warm, against a typical
+document in the same rounds (``--no-worst-case`` skips them).
+
 Peers: evervault-attestation-bindings under libfaketime on the real documents
 whose ``user_data`` Evervault's binding check can accept (in a subprocess,
 against the baseline and nitro_attest in that same subprocess), and a
@@ -69,6 +73,7 @@ from _common import (  # first: puts this checkout's nitro_attest on the path
 )
 from baseline import root_set, verify_baseline, verify_pycose
 from stream import Stream, make_stream
+from worst_case import run as run_worst_case
 
 import nitro_attest
 
@@ -783,6 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vectors", type=Path, default=DEFAULT_VECTORS, help="directory of real documents")
     parser.add_argument("--profile", action="store_true", help="print profiles even when every target is met")
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
+    parser.add_argument("--no-worst-case", action="store_true", help="skip the worst-case inputs (worst_case.py)")
     args = parser.parse_args(argv)
     if args.quick and args.n == 2000:
         args.n = 200
@@ -810,6 +816,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         target_lines += why
     print("\nPeers:")
     print("\n".join(peers_summary(rows, evervault, evervault_skip)) or "- none measured")
+    worst_case: dict[str, Any] | None = None
+    if not args.no_worst_case:
+        print("\nWorst cases (benchmarks/worst_case.py: each input cold and warm, beside a typical document):")
+        worst_lines, worst_case = run_worst_case(rounds, quick=args.quick, progress=_say)
+        print("\n".join(worst_lines))
     if missed or args.profile:
         _profiles(stream)
     print(f"elapsed: {(datetime.now(timezone.utc) - began).total_seconds():.0f} s; load average at end: {_loadavg()}")
@@ -822,6 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             evervault=evervault,
             evervault_skip=evervault_skip,
             target_lines=target_lines,
+            worst_case=worst_case,
         )
     return 0
 
@@ -835,6 +847,7 @@ def _write_json(
     evervault: list[dict[str, Any]],
     evervault_skip: str | None,
     target_lines: list[str],
+    worst_case: dict[str, Any] | None,
 ) -> None:
     record = {
         "started": began.isoformat(),
@@ -855,6 +868,7 @@ def _write_json(
         "evervault": evervault,
         "evervault_skip": evervault_skip,
         "targets": target_lines,
+        "worst_case": worst_case,
     }
     path.write_text(json.dumps(record, indent=1))
 
