@@ -60,10 +60,14 @@ class _AWSVectors:
 
     directory: Path | None
     files: tuple[Path, ...]
+    #: Why the directory named in the environment is unusable (it is not a directory).
+    problem: str | None = None
 
     @property
     def skip_reason(self) -> str | None:
         """Why tests needing real documents cannot run; None when they can."""
+        if self.problem is not None:
+            return self.problem
         if self.directory is None:
             return (
                 f"needs real AWS Nitro attestation documents: pass {AWS_VECTORS_OPTION}=DIR "
@@ -101,14 +105,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _find_aws_vectors(config: pytest.Config) -> _AWSVectors:
-    given: str | None = config.getoption(AWS_VECTORS_OPTION) or os.environ.get(AWS_VECTORS_ENV) or None
+    option: str | None = config.getoption(AWS_VECTORS_OPTION) or None
+    given = option or os.environ.get(AWS_VECTORS_ENV) or None
     if given is None:
         return _AWSVectors(directory=None, files=())
     # A relative path is relative to where pytest was invoked, not to the rootdir.
     directory = config.invocation_params.dir / Path(given).expanduser()
     if not directory.is_dir():
-        # A directory asked for but absent is a mistake to report, not a reason to skip quietly.
-        raise pytest.UsageError(f"{AWS_VECTORS_OPTION} / {AWS_VECTORS_ENV}: {directory} is not a directory")
+        if option is not None:
+            # Asked for on this command line and absent: a mistake to report, not a reason to skip quietly.
+            raise pytest.UsageError(f"{AWS_VECTORS_OPTION}: {directory} is not a directory")
+        # The environment reaches every pytest run, of projects that never use the marker too:
+        # the marked tests skip, saying why, and nothing else is stopped.
+        return _AWSVectors(directory=None, files=(), problem=f"${AWS_VECTORS_ENV}: {directory} is not a directory")
     files = tuple(sorted(path for path in directory.rglob(_DOCUMENT_PATTERN) if path.is_file()))
     return _AWSVectors(directory=directory, files=files)
 

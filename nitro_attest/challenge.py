@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_LIFETIME",
     "DEFAULT_MAX_CHALLENGES",
     "DEFAULT_NONCE_SIZE",
+    "MAX_LIFETIME",
     "MIN_NONCE_SIZE",
     "Challenge",
     "ChallengeStore",
@@ -50,6 +51,7 @@ __all__ = [
     "MemoryChallengeStore",
     "RedisChallengeStore",
     "RedisClient",
+    "check_policy",
 ]
 
 #: How long an issued challenge can be answered, unless the Challenger is told otherwise.
@@ -58,6 +60,8 @@ DEFAULT_LIFETIME = timedelta(minutes=5)
 DEFAULT_NONCE_SIZE = 32
 #: Fewer random bytes than this could be guessed or collide; refused.
 MIN_NONCE_SIZE = 16
+#: The longest a challenge may be answerable (a leaf certificate lives ~3 hours).
+MAX_LIFETIME = timedelta(days=1)
 #: The most challenges a MemoryChallengeStore remembers by default (outstanding or used).
 DEFAULT_MAX_CHALLENGES = 100_000
 
@@ -127,7 +131,8 @@ class ChallengeStore(Protocol):
         """Marks ``nonce`` used; ``CONSUMED`` for exactly one caller, only while ``now < expires_at``.
 
         Must be atomic: of any number of concurrent calls with one nonce, at
-        most one returns ``CONSUMED``, ever.
+        most one returns ``CONSUMED`` (for as long as the store keeps its
+        writes: see :class:`RedisChallengeStore` on failover).
         """
         ...
 
@@ -144,8 +149,10 @@ class MemoryChallengeStore:
     Thread-safe: a lock makes :meth:`consume` atomic. Bounded: it remembers
     at most ``max_challenges`` challenges, outstanding or used (a used one is
     kept until its expiry so that a replay is refused as "already used").
-    Expired challenges are purged when the next one is issued (a late answer
-    is then refused as "unknown" instead of "expired", as with Redis). When a
+    When a challenge is issued, expired ones are purged from the oldest up to
+    the first that has not expired (with one lifetime per store that is all
+    of them; a late answer is then refused as "unknown" instead of
+    "expired", as with Redis). When a
     new challenge would exceed the bound, the oldest one is evicted, whatever
     its state: a client whose challenge was evicted is refused ("unknown")
     and must ask again. Eviction never lets through a document that would
@@ -162,10 +169,15 @@ class MemoryChallengeStore:
             raise TypeError(f"max_challenges must be an int, not {type(max_challenges).__name__}")
         if max_challenges < 1:
             raise ValueError(f"max_challenges must be at least 1, got {max_challenges}")
-        self.max_challenges = max_challenges
+        self._max_challenges = max_challenges
         self._lock = threading.Lock()
         # In issue order, so the oldest challenge is the first one.
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+
+    @property
+    def max_challenges(self) -> int:
+        """The most challenges remembered at once."""
+        return self._max_challenges
 
     def __len__(self) -> int:
         """How many challenges are remembered (outstanding or used, expired or not)."""
@@ -185,7 +197,7 @@ class MemoryChallengeStore:
             # one lifetime), so expired ones are purged from the front, as Redis
             # drops them by TTL; then, if still full, the oldest live one goes.
             while self._entries and (
-                next(iter(self._entries.values())).expires_at <= now or len(self._entries) >= self.max_challenges
+                next(iter(self._entries.values())).expires_at <= now or len(self._entries) >= self._max_challenges
             ):
                 self._entries.popitem(last=False)
             self._entries[nonce] = _Entry(expires_at)
@@ -244,25 +256,55 @@ class RedisChallengeStore:
     The mark lives until the challenge's expiry, so a replay within it is
     reported as "already used" (later, as "unknown").
 
-    ``client`` is a synchronous redis-py client (``redis.Redis.from_url(...)``),
-    with or without ``decode_responses``. Its connection errors propagate
-    (``redis.RedisError``): an unreachable store refuses nothing and accepts
-    nothing. This module does not import ``redis``.
+    ``client`` is a synchronous redis-py client (``redis.Redis.from_url(...)``,
+    with socket timeouts), with or without ``decode_responses``. Its errors
+    propagate (``redis.RedisError``): an unreachable store accepts nothing.
+    This module does not import ``redis``. ``prefix`` names the keys of one
+    service: two services with one prefix on one server accept each other's
+    challenges, so there is no default.
+
+    What the guarantee rests on, for the operator:
+
+    - **Redis keeps the "used" mark.** A failover to a replica that had not
+      received it, or a restart from a snapshot taken before it, brings the
+      challenge back, and one replay within its lifetime could then be
+      accepted. Run Redis without failover and with ``appendfsync always``
+      (or no persistence: a restart then forgets every challenge, which only
+      refuses), or keep lifetimes short.
+    - **Only this service writes under ``prefix``.** Whoever can write a key
+      there can mint a challenge; use Redis ACLs.
+    - **Memory is the operator's to bound**: each outstanding challenge is a
+      key until it expires, so rate-limit who may ask for challenges.
+    - A client library that retries a command whose reply was lost can turn
+      an ``add`` into "already issued" (``ValueError``) and a ``consume`` into
+      "already used": both refuse, neither accepts.
     """
 
-    def __init__(self, client: RedisClient, *, prefix: str = "nitro_attest:challenge:") -> None:
+    def __init__(self, client: RedisClient, *, prefix: str) -> None:
         if not callable(getattr(client, "set", None)) or not callable(getattr(client, "delete", None)):
             raise TypeError(
                 f"client must be a redis-py style client with set() and delete(), not {type(client).__name__}"
             )
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        self.client = client
-        self.prefix = prefix
+        if not prefix:
+            raise ValueError("prefix is empty: name this service's keys, e.g. 'myservice:challenge:'")
+        self._client = client
+        self._prefix = prefix
+
+    @property
+    def client(self) -> RedisClient:
+        """The Redis client the challenges are kept through."""
+        return self._client
+
+    @property
+    def prefix(self) -> str:
+        """What every key of this store starts with."""
+        return self._prefix
 
     def key(self, nonce: bytes) -> str:
         """The Redis key that holds ``nonce``'s challenge."""
-        return self.prefix + _check_nonce(nonce).hex()
+        return self._prefix + _check_nonce(nonce).hex()
 
     def add(self, nonce: bytes, expires_at: datetime, now: datetime) -> None:
         key = self.key(nonce)
@@ -272,13 +314,13 @@ class RedisChallengeStore:
             raise ValueError(f"expires_at {expires_at.isoformat()} is not after now {now.isoformat()}")
         # Rounded up: the key must outlive the challenge, never the reverse.
         ttl_ms = math.ceil((expires_at - now) / _ONE_MS)
-        if not self.client.set(key, str(_milliseconds(expires_at)), px=ttl_ms, nx=True):
+        if not self._client.set(key, str(_milliseconds(expires_at)), px=ttl_ms, nx=True):
             raise ValueError("this nonce was already issued; nonces must be fresh random bytes")
 
     def consume(self, nonce: bytes, now: datetime) -> ConsumeResult:
         key = self.key(nonce)
         now = _check_time("now", now)
-        previous = self.client.set(key, _USED, xx=True, keepttl=True, get=True)
+        previous = self._client.set(key, _USED, xx=True, keepttl=True, get=True)
         if previous is None:
             return ConsumeResult.UNKNOWN
         if isinstance(previous, bytes):
@@ -286,12 +328,12 @@ class RedisChallengeStore:
         if previous == _USED:
             return ConsumeResult.ALREADY_USED
         if not isinstance(previous, str) or not (previous.isascii() and previous.isdigit()):
-            # Something else wrote this key: trust nothing about it.
+            # Not a value this store writes: refuse rather than guess what it means.
             return ConsumeResult.UNKNOWN
         if int(previous) <= _milliseconds(now):
             # Our clock says it expired before Redis dropped it. Forget it, so
             # a later attempt says "unknown" rather than "already used".
-            self.client.delete(key)
+            self._client.delete(key)
             return ConsumeResult.EXPIRED
         return ConsumeResult.CONSUMED
 
@@ -301,8 +343,14 @@ def _milliseconds(moment: datetime) -> int:
     return math.ceil((moment - _EPOCH) / _ONE_MS)
 
 
-def _policy_nonces(policy: Policy) -> bool:
-    return any(alternative.nonce is not None for alternative in (policy.alternatives or (policy,)))
+def check_policy(policy: Policy) -> None:
+    """``ValueError`` if ``policy`` pins a nonce itself: with a :class:`Challenger`, the challenge supplies it.
+
+    :meth:`Challenger.verify` calls it; call it when a service loads its
+    policy, to refuse such a configuration at start rather than per request.
+    """
+    if any(alternative.nonce is not None for alternative in (policy.alternatives or (policy,))):
+        raise ValueError("policy pins a nonce; with a Challenger the challenge supplies it (leave nonce unset)")
 
 
 def _utc_now() -> datetime:
@@ -346,18 +394,33 @@ class Challenger:
             )
         if not isinstance(lifetime, timedelta):
             raise TypeError(f"lifetime must be a timedelta, not {type(lifetime).__name__}")
-        if lifetime < _ONE_MS:
-            raise ValueError(f"lifetime must be at least a millisecond, got {lifetime!r}")
+        if not _ONE_MS <= lifetime <= MAX_LIFETIME:
+            raise ValueError(f"lifetime must be from a millisecond to {MAX_LIFETIME}, got {lifetime!r}")
         if type(nonce_size) is not int:
             raise TypeError(f"nonce_size must be an int, not {type(nonce_size).__name__}")
         if not MIN_NONCE_SIZE <= nonce_size <= MAX_FIELD_SIZE:
             raise ValueError(f"nonce_size must be {MIN_NONCE_SIZE}..{MAX_FIELD_SIZE} bytes, got {nonce_size}")
         if not callable(clock):
             raise TypeError("clock must be a callable returning a timezone-aware datetime")
-        self.store = store
-        self.lifetime = lifetime
-        self.nonce_size = nonce_size
+        self._store = store
+        self._lifetime = lifetime
+        self._nonce_size = nonce_size
         self._clock = clock
+
+    @property
+    def store(self) -> ChallengeStore:
+        """Where the outstanding challenges are kept."""
+        return self._store
+
+    @property
+    def lifetime(self) -> timedelta:
+        """How long a challenge can be answered; also the oldest document accepted."""
+        return self._lifetime
+
+    @property
+    def nonce_size(self) -> int:
+        """Random bytes per nonce."""
+        return self._nonce_size
 
     def now(self) -> datetime:
         """The current time by this Challenger's clock."""
@@ -394,9 +457,10 @@ class Challenger:
         already used: the message says which) or ``stale``.
         """
         now = self.now()
-        check_arguments(policy, now, roots)
-        if _policy_nonces(policy):
-            raise ValueError("policy pins a nonce; with a Challenger the challenge supplies it (leave nonce unset)")
+        now, roots = check_arguments(policy, now, roots)
+        check_policy(policy)
+        if challenge is not None and not isinstance(challenge, Challenge | bytes):
+            raise TypeError(f"challenge must be a Challenge or bytes, not {type(challenge).__name__}")
         expected = challenge.nonce if isinstance(challenge, Challenge) else challenge
         if expected is not None:
             _check_nonce(expected)
@@ -427,7 +491,9 @@ class Challenger:
                 f"{self.lifetime} before {now.isoformat()}",
             )
 
-        result = self.store.consume(nonce, now)
+        # Now, not the time verification started: a slow verification must not
+        # let an answer in after its challenge expired.
+        result = self._store.consume(nonce, self.now())
         if result is ConsumeResult.CONSUMED:
             return document
         refusal = _REFUSALS.get(result) if isinstance(result, ConsumeResult) else None

@@ -108,8 +108,11 @@ class PolicyViolation(NitroAttestError):
 
     ``pcr``: a measurement differs (or the document lacks it); ``module_id``:
     the module ID does not match its pattern; ``debug``: a debug-mode enclave; ``nonce``,
-    ``user_data``, ``public_key``: a field differs from the expected value;
-    ``stale``: the document is older than the policy's ``max_age``.
+    ``user_data``, ``public_key``: a field differs from the expected value
+    (``nonce`` also when :class:`~nitro_attest.challenge.Challenger` refuses
+    the nonce: none, not this client's, unknown, expired or already used);
+    ``stale``: the document is older than the policy's ``max_age`` (or the
+    challenge lifetime).
     ``failures`` lists every failed constraint, not only the first; ``code``
     is the first one's.
     """

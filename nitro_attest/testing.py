@@ -718,8 +718,10 @@ class DocumentFactory:
         are null when not given; ``timestamp`` defaults to
         :attr:`verification_time` and ``module_id`` to :data:`DEFAULT_MODULE_ID`.
 
-        ``broken`` breaks one thing and keeps every field asked for, so the
-        rejection is for that breakage alone (its code is in :data:`BREAKAGE_CODES`):
+        ``broken`` breaks one thing and keeps every other field asked for, so
+        the rejection is for that breakage alone (its code is in
+        :data:`BREAKAGE_CODES`; ``"debug"`` sets PCR0-2 and the timestamp
+        breakages set ``timestamp`` themselves):
 
         - ``"signature"``: one bit of the signature flipped.
         - ``"chain"``: the zonal certificate missing from ``cabundle``.
@@ -735,7 +737,7 @@ class DocumentFactory:
             raise ValueError(f"unknown breakage {broken!r}: one of {', '.join(BREAKAGE_CODES)}")
         if timestamp is not None and broken in ("expired", "future_timestamp"):
             raise ValueError(f"broken={broken!r} sets the timestamp itself: do not pass timestamp=")
-        merged = {**DEFAULT_PCRS, **{index: _pcr_bytes(value) for index, value in (pcrs or {}).items()}}
+        merged = {**DEFAULT_PCRS, **{index: _pcr_bytes(index, value) for index, value in (pcrs or {}).items()}}
         if broken == "debug":
             merged.update({0: bytes(48), 1: bytes(48), 2: bytes(48)})
         pki = self.pki
@@ -769,8 +771,20 @@ class DocumentFactory:
         return data[:-1] if broken == "malformed" else data
 
 
-def _pcr_bytes(value: bytes | str) -> bytes:
-    return bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+def _pcr_bytes(index: object, value: object) -> bytes:
+    """A PCR value for the factory: 48 bytes, or 96 hex digits; anything else is a mistake in the test."""
+    if type(index) is not int or not 0 <= index <= 31:
+        raise ValueError(f"PCR index must be an integer 0..31, got {index!r}")
+    if isinstance(value, str):
+        try:
+            value = bytes.fromhex(value)
+        except ValueError:
+            raise ValueError(f"PCR{index}: not hex: {value!r}") from None
+    if not isinstance(value, bytes):
+        raise TypeError(f"PCR{index} must be bytes or a hex string, not {type(value).__name__}")
+    if len(value) != 48:
+        raise ValueError(f"PCR{index} must be 48 bytes (SHA-384), got {len(value)}")
+    return value
 
 
 def _flip_last_bit(signature: bytes) -> bytes:

@@ -16,11 +16,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from conftest import redis_unreachable
 
 import nitro_attest
+from nitro_attest import PolicyViolation
+from nitro_attest import challenge as challenge_module
 from nitro_attest.challenge import (
     DEFAULT_LIFETIME,
     DEFAULT_NONCE_SIZE,
+    MAX_LIFETIME,
     Challenge,
     Challenger,
     ChallengeStore,
@@ -73,7 +77,7 @@ def redis_module() -> Any:
     try:
         probe.ping()
     except redis.RedisError as error:
-        pytest.skip(f"no Redis server reachable at {REDIS_URL} (set NITRO_ATTEST_REDIS_URL): {error}")
+        redis_unreachable(f"no Redis server reachable at {REDIS_URL} (set NITRO_ATTEST_REDIS_URL): {error}")
     finally:
         probe.close()
     return redis
@@ -526,9 +530,13 @@ def test_redis_value_written_by_something_else_is_unknown(redis_connections: Red
 
 def test_redis_store_checks_its_arguments(redis_connections: RedisConnections) -> None:
     with pytest.raises(TypeError, match="redis-py style client"):
-        RedisChallengeStore(object())  # type: ignore[arg-type]
+        RedisChallengeStore(object(), prefix="p:")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="prefix must be a str"):
         RedisChallengeStore(redis_connections.client(), prefix=b"p:")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="prefix is empty"):
+        RedisChallengeStore(redis_connections.client(), prefix="")
+    with pytest.raises(TypeError, match="prefix"):
+        RedisChallengeStore(redis_connections.client())  # type: ignore[call-arg]  # no default: name your keys
 
 
 # --- Challenger --------------------------------------------------------------------------------------
@@ -555,8 +563,8 @@ def test_default_challenger_uses_a_memory_store_and_the_real_clock() -> None:
     ("arguments", "error", "message"),
     [
         ({"lifetime": 300}, TypeError, "lifetime must be a timedelta"),
-        ({"lifetime": timedelta(0)}, ValueError, "at least a millisecond"),
-        ({"lifetime": -LIFETIME}, ValueError, "at least a millisecond"),
+        ({"lifetime": timedelta(0)}, ValueError, "lifetime must be from a millisecond"),
+        ({"lifetime": -LIFETIME}, ValueError, "lifetime must be from a millisecond"),
         ({"nonce_size": 15}, ValueError, "16..1024"),
         ({"nonce_size": 1025}, ValueError, "16..1024"),
         ({"nonce_size": True}, TypeError, "nonce_size must be an int"),
@@ -590,6 +598,54 @@ def test_naive_clock_is_refused() -> None:
         challenger.issue()
 
 
+def test_a_clock_that_returns_no_datetime_is_refused() -> None:
+    challenger = Challenger(clock=lambda: "2026-01-01T00:00:00Z")  # type: ignore[arg-type,return-value]
+    with pytest.raises(TypeError, match=r"clock\(\) must be a datetime"):
+        challenger.issue()
+
+
+def test_a_lifetime_past_the_maximum_is_refused() -> None:
+    with pytest.raises(ValueError, match="lifetime must be from a millisecond"):
+        Challenger(lifetime=MAX_LIFETIME + timedelta(milliseconds=1))
+    assert Challenger(lifetime=MAX_LIFETIME).lifetime == MAX_LIFETIME
+
+
+def test_settings_cannot_be_changed_after_their_checks() -> None:
+    challenger = Challenger(nonce_size=16)
+    with pytest.raises(AttributeError):
+        challenger.nonce_size = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        challenger.lifetime = timedelta(days=365)  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        MemoryChallengeStore(max_challenges=2).max_challenges = 10**9  # type: ignore[misc]
+
+
+def test_an_answer_is_refused_when_its_challenge_expires_during_verification(
+    store: ChallengeStore, clock: Clock, pki: TestPKI, policy: nitro_attest.Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The expiry is checked at consume time: a verification slowed past the expiry must not let it in."""
+    challenger = Challenger(store, lifetime=timedelta(seconds=1), clock=clock)
+    challenge = challenger.issue()
+    clock.advance(timedelta(milliseconds=999))
+    slow_verify = challenge_module.verify
+
+    def verify_that_takes_five_seconds(*args: Any, **kwargs: Any) -> nitro_attest.AttestationDocument:
+        document = slow_verify(*args, **kwargs)
+        clock.advance(timedelta(seconds=5))
+        return document
+
+    monkeypatch.setattr(challenge_module, "verify", verify_that_takes_five_seconds)
+    with pytest.raises(PolicyViolation, match=r"expired|unknown") as refused:
+        challenger.verify(answer(pki, challenge), policy, roots=pki.roots)
+    assert refused.value.code == "nonce"
+
+
+def test_roots_may_be_any_iterable(challenger: Challenger, pki: TestPKI, policy: nitro_attest.Policy) -> None:
+    challenge = challenger.issue()
+    document = challenger.verify(answer(pki, challenge), policy, roots=iter(pki.roots))
+    assert document.nonce == challenge.nonce
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
@@ -614,7 +670,12 @@ def test_naive_clock_is_refused() -> None:
         (
             lambda c, pki, data, policy: c.verify(data, policy, challenge="n", roots=pki.roots),
             TypeError,
-            "nonce must be bytes",
+            "challenge must be a Challenge or bytes",
+        ),
+        (
+            lambda c, pki, data, policy: c.verify(data, policy, challenge=bytearray(b"n"), roots=pki.roots),
+            TypeError,
+            "challenge must be a Challenge or bytes",
         ),
         (
             lambda c, pki, data, policy: c.verify(data, policy, challenge=b"", roots=pki.roots),
@@ -623,7 +684,16 @@ def test_naive_clock_is_refused() -> None:
         ),
         (lambda c, pki, data, policy: c.verify("data", policy, roots=pki.roots), TypeError, "data must be bytes"),
     ],
-    ids=["policy-type", "roots-empty", "policy-nonce", "any-of-nonce", "challenge-str", "challenge-empty", "data-str"],
+    ids=[
+        "policy-type",
+        "roots-empty",
+        "policy-nonce",
+        "any-of-nonce",
+        "challenge-str",
+        "challenge-bytearray",
+        "challenge-empty",
+        "data-str",
+    ],
 )
 def test_verify_arguments_are_checked_and_burn_nothing(
     challenger: Challenger,

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import redis_unreachable
 
 pytest.importorskip("fastapi", reason="the example service needs FastAPI (pip install 'nitro_attest[test]')")
 
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 import nitro_attest
 from nitro_attest.challenge import Challenger, MemoryChallengeStore, RedisChallengeStore
+from nitro_attest.policy_file import dumps_policy
 from nitro_attest.testing import DEFAULT_PCRS, TestPKI
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "fastapi_service"
@@ -232,6 +234,7 @@ def test_no_usable_enclave_key_no_secret(client: TestClient, pki: TestPKI, publi
     ("request_arguments", "status", "code"),
     [
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "request"),
+        ({"content": b"[" * 50_000, "headers": {"content-type": "application/json"}}, 400, "request"),
         ({"json": ["document"]}, 400, "request"),
         ({"json": {"doc": "AAAA"}}, 400, "request"),
         ({"json": {"document": ""}}, 400, "request"),
@@ -244,6 +247,7 @@ def test_no_usable_enclave_key_no_secret(client: TestClient, pki: TestPKI, publi
     ],
     ids=[
         "bad-json",
+        "json-nested-past-the-recursion-limit",
         "json-list",
         "no-document",
         "empty-document",
@@ -274,16 +278,28 @@ def test_a_refused_document_does_not_burn_the_challenge(
 # --- Redis -------------------------------------------------------------------------------------------
 
 
-def test_unreachable_redis_store_is_503() -> None:
+def test_unreachable_redis_store_is_503(pki: TestPKI) -> None:
     redis = pytest.importorskip("redis", reason="redis-py is not installed")
     unreachable = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     config = app_module.ServiceConfig(
-        challenger=Challenger(RedisChallengeStore(unreachable)),
+        challenger=Challenger(
+            RedisChallengeStore(unreachable, prefix="nitro_attest_test:unreachable:"), clock=lambda: pki.document_time
+        ),
         policy=nitro_attest.Policy({0: DEFAULT_PCRS[0]}),
         secret=SECRET,
+        roots=pki.roots,
     )
     with TestClient(app_module.create_app(config)) as client:
         assert_refused(client.post("/challenge"), 503, "unavailable")
+        # A document that verifies still cannot be accepted without the store to consume its nonce in.
+        assert_refused(post_document(client, pki.document(nonce=b"n" * 32)), 503, "unavailable")
+
+
+def test_a_policy_that_pins_a_nonce_is_refused_at_start(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text(dumps_policy(nitro_attest.Policy({0: DEFAULT_PCRS[0]}, nonce=b"n")))
+    with pytest.raises(ValueError, match="pins a nonce"):
+        app_module.config_from_environment({"NITRO_ATTEST_POLICY": str(policy_file)})
 
 
 @pytest.fixture
@@ -294,7 +310,7 @@ def redis_prefix() -> Iterator[tuple[Any, str]]:
         client.ping()
     except redis.RedisError as error:
         client.close()
-        pytest.skip(f"no Redis server reachable at {REDIS_URL} (set NITRO_ATTEST_REDIS_URL): {error}")
+        redis_unreachable(f"no Redis server reachable at {REDIS_URL} (set NITRO_ATTEST_REDIS_URL): {error}")
     prefix = f"nitro_attest_test:{uuid.uuid4().hex}:"
     yield redis, prefix
     keys = list(client.scan_iter(match=prefix + "*"))

@@ -12,7 +12,7 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 
@@ -93,6 +93,25 @@ def test_the_factory_refuses_what_it_cannot_do(factory: DocumentFactory) -> None
     for broken in ("expired", "future_timestamp"):
         with pytest.raises(ValueError, match="sets the timestamp itself"):
             factory(broken=broken, timestamp=factory.verification_time)
+
+
+@pytest.mark.parametrize(
+    ("pcrs", "error", "message"),
+    [
+        ({0: 48}, TypeError, "PCR0 must be bytes or a hex string, not int"),
+        ({0: b"\x01" * 47}, ValueError, "PCR0 must be 48 bytes"),
+        ({0: "zz" * 48}, ValueError, "PCR0: not hex"),
+        ({32: b"\x01" * 48}, ValueError, "PCR index must be an integer 0..31"),
+        ({True: b"\x01" * 48}, ValueError, "PCR index must be an integer 0..31"),
+    ],
+    ids=["int-value", "47-bytes", "bad-hex", "index-32", "index-true"],
+)
+def test_the_factory_refuses_pcrs_no_enclave_reports(
+    factory: DocumentFactory, pcrs: dict[Any, Any], error: type, message: str
+) -> None:
+    # A test that asks for an impossible PCR is wrong; a silently odd document would hide that.
+    with pytest.raises(error, match=message):
+        factory(pcrs=pcrs)
 
 
 def test_the_factory_is_deterministic_and_never_aws(factory: DocumentFactory) -> None:
@@ -257,11 +276,32 @@ def test_a_directory_without_documents_skips_saying_so(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["SKIPPED * no [*].cbor file in *empty (--nitro-vectors or NITRO_ATTEST_VECTORS)"])
 
 
-def test_a_missing_directory_is_a_usage_error(pytester: pytest.Pytester) -> None:
+def test_a_missing_directory_on_the_command_line_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(MARKED_TESTS)
     result = pytester.runpytest("--nitro-vectors=nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --nitro-vectors / NITRO_ATTEST_VECTORS: *nowhere is not a directory"])
+    result.stderr.fnmatch_lines(["ERROR: --nitro-vectors: *nowhere is not a directory"])
+
+
+def test_a_missing_directory_in_the_environment_only_skips_the_marked_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The variable reaches every pytest run in the environment, also of projects that never use the marker.
+    monkeypatch.setenv("NITRO_ATTEST_VECTORS", "nowhere")
+    pytester.makepyfile(MARKED_TESTS + "\n\ndef test_unmarked():\n    pass\n")
+    result = pytester.runpytest("-ra")
+    result.assert_outcomes(passed=1, skipped=3)
+    result.stdout.fnmatch_lines(["SKIPPED * $NITRO_ATTEST_VECTORS: *nowhere is not a directory"])
+
+
+def test_a_relative_directory_in_the_environment_is_taken_from_where_pytest_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (pytester.path / "documents").mkdir()
+    monkeypatch.setenv("NITRO_ATTEST_VECTORS", "documents")
+    pytester.makepyfile(MARKED_TESTS)
+    result = pytester.runpytest("-ra")
+    result.stdout.fnmatch_lines(["SKIPPED * no [*].cbor file in *documents (--nitro-vectors or NITRO_ATTEST_VECTORS)"])
 
 
 def test_the_marker_is_registered(pytester: pytest.Pytester) -> None:

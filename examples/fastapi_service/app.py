@@ -32,11 +32,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 import nitro_attest
-from nitro_attest.challenge import Challenger, MemoryChallengeStore, RedisChallengeStore
+from nitro_attest.challenge import Challenger, MemoryChallengeStore, RedisChallengeStore, check_policy
 from nitro_attest.policy_file import load_policy
 
 #: A document is at most 32 KiB; base64 in JSON makes that about 44 KiB.
 MAX_REQUEST_BYTES = 64 * 1024
+#: This service's Redis keys: another service on the same server must use another prefix.
+REDIS_PREFIX = "nitro_attest_example:challenge:"
+#: Seconds to wait for Redis before answering 503, rather than holding a worker thread.
+REDIS_TIMEOUT = 2.0
 #: The smallest RSA key the secret is encrypted to (AWS KMS requires 2048-bit keys of enclaves too).
 MIN_RSA_BITS = 2048
 ENCRYPTION = "RSAES-OAEP-SHA-256"
@@ -84,12 +88,14 @@ def config_from_environment(environ: Mapping[str, str] = os.environ) -> ServiceC
         raise RuntimeError("set NITRO_ATTEST_POLICY to the policy file the enclaves must satisfy")
     loaded = load_policy(policy_path)
     policy = loaded if isinstance(loaded, nitro_attest.Policy) else nitro_attest.Policy.from_kms_key_policy(loaded)
+    check_policy(policy)  # at start: a policy that pins a nonce would refuse every request
 
     redis_url = environ.get("NITRO_ATTEST_REDIS_URL")
     if redis_url:
         import redis  # noqa: PLC0415 -- only a deployment that asks for Redis needs it installed
 
-        store: MemoryChallengeStore | RedisChallengeStore = RedisChallengeStore(redis.Redis.from_url(redis_url))
+        client = redis.Redis.from_url(redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        store: MemoryChallengeStore | RedisChallengeStore = RedisChallengeStore(client, prefix=REDIS_PREFIX)
     else:
         store = MemoryChallengeStore()
 
@@ -126,7 +132,7 @@ def _document_bytes(request: Request, body: bytes) -> bytes:
         return body
     try:
         fields = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than json can parse
         raise RequestRefused(400, "request", "body is not valid JSON") from None
     encoded = fields.get("document") if isinstance(fields, dict) else None
     if not isinstance(encoded, str) or not encoded:
