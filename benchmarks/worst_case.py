@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import gc
 import hashlib
 import itertools
@@ -42,7 +41,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -51,21 +50,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cbor2
 from _common import cache_clearers, clear_all, machine  # first: puts this checkout's nitro_attest on the path
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
 import nitro_attest
 from nitro_attest import backend
 from nitro_attest._cbor import MAX_ITEMS
-from nitro_attest.testing import DEFAULT_PCRS, Raw, TestPKI, derive_key, issue_certificate
+from nitro_attest.testing import DEFAULT_PCRS, Raw, TestPKI, derive_key, long_chain, padded_to
 
 DOCUMENT_CAP = 32 * 1024
 PAYLOAD_CAP = 16 * 1024
 CERTIFICATE_CAP = 1024
 BUNDLE_CAP = 8
 HUGE = 100 * 1024 * 1024
-_PAD_OID = ObjectIdentifier("1.3.6.1.4.1.55555.1")  # a private arc: padding only
 # CPython's tuple hash (Objects/tupleobject.c, an xxHash-like mix of the items' hashes), for colliding keys.
 _MASK = (1 << 64) - 1
 _XXPRIME_1, _XXPRIME_2, _XXPRIME_5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
@@ -73,91 +68,6 @@ _LENGTH_SALT = 3527539
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def _der(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(Encoding.DER)
-
-
-def _padding(size: int, fill: int) -> x509.Extension[x509.ExtensionType]:
-    body = bytes([fill]) * size
-    length = bytes([size]) if size < 0x80 else bytes([0x82]) + size.to_bytes(2, "big")
-    return x509.Extension(_PAD_OID, False, x509.UnrecognizedExtension(_PAD_OID, b"\x04" + length + body))
-
-
-def _exactly(
-    size: int, make: Callable[[list[x509.Extension[x509.ExtensionType]]], x509.Certificate]
-) -> x509.Certificate:
-    """``make(extra_extensions)`` padded to a DER of exactly ``size`` bytes (the fill byte moves the signature)."""
-    padding = max(0, size - len(_der(make([_padding(0, 0)]))))
-    for _ in range(3):
-        padding = max(0, padding + size - len(_der(make([_padding(padding, 0)]))))
-    for fill in range(64):
-        for candidate in (padding, padding - 1, padding + 1, padding - 2, padding + 2):
-            certificate = make([_padding(max(0, candidate), fill)])
-            if len(_der(certificate)) == size:
-                return certificate
-    raise RuntimeError(f"no padding gives a {size}-byte certificate")
-
-
-@dataclass(frozen=True)
-class Chain:
-    pki: TestPKI  # its root and leaf are the padded ones
-    bundle: tuple[x509.Certificate, ...]
-    last_key: ec.EllipticCurvePrivateKey  # signs the leaf
-
-
-def _issue_ca(
-    extra: list[x509.Extension[x509.ExtensionType]],
-    *,
-    position: int,
-    name: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Certificate,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    start: datetime,
-) -> x509.Certificate:
-    """A CA certificate: critical CA=true without pathLen, critical keyCertSign, then ``extra``."""
-    cert_sign = x509.KeyUsage(False, False, False, False, False, True, False, False, False)
-    return issue_certificate(
-        name,
-        key.public_key(),
-        issuer=issuer.subject,
-        signing_key=issuer_key,
-        serial=1000 + position,
-        not_before=start,
-        not_after=start + timedelta(days=30),
-        extensions=[
-            x509.Extension(ExtensionOID.BASIC_CONSTRAINTS, True, x509.BasicConstraints(True, None)),
-            x509.Extension(ExtensionOID.KEY_USAGE, True, cert_sign),
-            *extra,
-        ],
-    )
-
-
-def long_chain(base: TestPKI, length: int = BUNDLE_CAP, size: int = CERTIFICATE_CAP) -> Chain:
-    """``root, ca1, ..., ca{length-1}`` and a leaf, every certificate exactly ``size`` bytes of DER."""
-    root = _exactly(size, lambda extra: base.reissue("root", extensions=extra).root)
-    bundle, issuer, issuer_key = [root], root, base.root_key
-    for position in range(1, length):
-        key = derive_key(f"worst_case/ca{position}")
-        name = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nitro_attest test PKI"),
-                x509.NameAttribute(NameOID.COMMON_NAME, f"ca{position}.worst-case.TEST-ONLY"),
-            ]
-        )
-
-        make = functools.partial(
-            _issue_ca, position=position, name=name, key=key, issuer=issuer, issuer_key=issuer_key, start=base.start
-        )
-        issuer, issuer_key = _exactly(size, make), key
-        bundle.append(issuer)
-    last, last_key = issuer, issuer_key
-    leaf = _exactly(
-        size, lambda extra: base.reissue("leaf", issuer_name=last.subject, signing_key=last_key, extensions=extra).leaf
-    )
-    return Chain(dataclasses.replace(base, root=root, leaf=leaf), tuple(bundle), last_key)
 
 
 def _empty_maps(count: int) -> Raw:
@@ -291,7 +201,7 @@ def make_cases() -> list[Case]:
         Case("typical: TestPKI.document() (4 bundle certificates, 16 PCRs)", pki.document(), pin, roots, at, "accepted")
     ]
 
-    chain = long_chain(pki)
+    chain = long_chain(pki, BUNDLE_CAP, size=CERTIFICATE_CAP)
     fields: dict[str, Any] = {"nonce": b"n" * 1024, "user_data": b"u" * 1024, "public_key": b"k" * 1024}
     pcrs = {index: bytes([index + 1]) * 48 for index in range(32)}
 
@@ -336,8 +246,8 @@ def make_cases() -> list[Case]:
     assert len(collide_envelope) == DOCUMENT_CAP
     attacker = derive_key("worst_case/attacker")
     # The padding extension is replaced in place: the leaf stays 1024 bytes, signed by the wrong key.
-    bad_leaf = _exactly(
-        size=CERTIFICATE_CAP, make=lambda extra: chain.pki.reissue("leaf", signing_key=attacker, extensions=extra).leaf
+    bad_leaf = padded_to(
+        CERTIFICATE_CAP, lambda extra: chain.pki.reissue("leaf", signing_key=attacker, extensions=extra).leaf
     )
     bad_last_link = dataclasses.replace(chain.pki, leaf=bad_leaf)
     rejected = [

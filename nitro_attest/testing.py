@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from .backend import P384_ORDER
 from .measurements import pcr3_for_role, pcr4_for_instance
@@ -61,12 +61,15 @@ __all__ = [
     "CertificateHash",
     "DocumentFactory",
     "Level",
+    "LongChain",
     "Raw",
     "TestPKI",
     "derive_key",
     "encode",
     "encode_map",
     "issue_certificate",
+    "long_chain",
+    "padded_to",
 ]
 
 #: The instant every validity window of a default :class:`TestPKI` derives from.
@@ -789,3 +792,106 @@ def _pcr_bytes(index: object, value: object) -> bytes:
 
 def _flip_last_bit(signature: bytes) -> bytes:
     return signature[:-1] + bytes([signature[-1] ^ 1])
+
+
+# --- Certificates and paths at the size limits --------------------------------------------------
+
+# A private arc, for padding only: non-critical, so verifiers ignore it.
+_PADDING_OID = ObjectIdentifier("1.3.6.1.4.1.55555.1")
+
+
+def _padding(size: int, fill: int) -> x509.Extension[x509.ExtensionType]:
+    body = bytes([fill]) * size
+    length = bytes([size]) if size < 0x80 else bytes([0x82]) + size.to_bytes(2, "big")
+    return x509.Extension(_PADDING_OID, False, x509.UnrecognizedExtension(_PADDING_OID, b"\x04" + length + body))
+
+
+def padded_to(
+    size: int, make: Callable[[Sequence[x509.Extension[x509.ExtensionType]]], x509.Certificate]
+) -> x509.Certificate:
+    """``make(extensions)`` given a non-critical padding extension that makes its DER exactly ``size`` bytes.
+
+    For certificates at (or just over) the 1024-byte limit. A deterministic
+    ECDSA signature is 102 to 104 bytes of DER depending on what it signs, so
+    some lengths are missed by the padding alone: the fill byte then moves
+    the signature, not the length. ``ValueError`` if no padding fits.
+    """
+    padding = max(0, size - len(_der(make([_padding(0, 0)]))))
+    for _ in range(3):
+        padding = max(0, padding + size - len(_der(make([_padding(padding, 0)]))))
+    for fill in range(64):
+        for candidate in (padding, padding - 1, padding + 1, padding - 2, padding + 2):
+            certificate = make([_padding(max(0, candidate), fill)])
+            if len(_der(certificate)) == size:
+                return certificate
+    raise ValueError(f"no padding gives a {size}-byte certificate")
+
+
+@dataclass(frozen=True)
+class LongChain:
+    """A test PKI whose documents carry ``root, ca1, ..., ca{n-1}`` as their cabundle (see :func:`long_chain`)."""
+
+    #: The PKI whose root and leaf are this chain's (documents are signed by its leaf key).
+    pki: TestPKI
+    #: The cabundle, root first.
+    bundle: tuple[x509.Certificate, ...]
+    #: The key of the last CA, which signs the leaf.
+    last_key: ec.EllipticCurvePrivateKey
+
+    def document(self, **kwargs: Any) -> bytes:
+        """``pki.document(chain=bundle, ...)``."""
+        return self.pki.document(chain=self.bundle, **kwargs)
+
+
+def long_chain(base: TestPKI, length: int, *, size: int | None = None) -> LongChain:
+    """``base`` with a path of ``length`` bundle certificates: its root, then ``length - 1`` CAs, then its leaf.
+
+    Every CA is critical CA=true without pathLen and may sign certificates;
+    with ``size``, every certificate (root and leaf included) is padded to
+    exactly ``size`` bytes of DER. For documents at the bundle and size limits.
+    """
+
+    def sized(make: Callable[[Sequence[x509.Extension[x509.ExtensionType]]], x509.Certificate]) -> x509.Certificate:
+        return make([]) if size is None else padded_to(size, make)
+
+    root = sized(lambda extra: base.reissue("root", extensions=extra).root)
+    bundle, issuer, issuer_key = [root], root, base.root_key
+    for position in range(1, length):
+        key = derive_key(f"long chain CA {position}")
+        name = _name(
+            (NameOID.ORGANIZATION_NAME, "nitro_attest test PKI"),
+            (NameOID.COMMON_NAME, f"ca{position}.long-chain.TEST-ONLY"),
+        )
+
+        def make(
+            extra: Sequence[x509.Extension[x509.ExtensionType]],
+            *,
+            position: int = position,
+            name: x509.Name = name,
+            key: ec.EllipticCurvePrivateKey = key,
+            issuer: x509.Certificate = issuer,
+            issuer_key: ec.EllipticCurvePrivateKey = issuer_key,
+        ) -> x509.Certificate:
+            cert_sign = _key_usage(digital_signature=False, non_repudiation=False, cert_sign=True, crl_sign=False)
+            return issue_certificate(
+                name,
+                key.public_key(),
+                issuer=issuer.subject,
+                signing_key=issuer_key,
+                serial=1000 + position,
+                not_before=base.start,
+                not_after=base.start + timedelta(days=30),
+                extensions=[
+                    _extension(x509.BasicConstraints(ca=True, path_length=None), critical=True),
+                    _extension(cert_sign, critical=True),
+                    *extra,
+                ],
+            )
+
+        issuer, issuer_key = sized(make), key
+        bundle.append(issuer)
+    last, last_key = issuer, issuer_key
+    leaf = sized(
+        lambda extra: base.reissue("leaf", issuer_name=last.subject, signing_key=last_key, extensions=extra).leaf
+    )
+    return LongChain(dataclasses.replace(base, root=root, leaf=leaf), tuple(bundle), last_key)

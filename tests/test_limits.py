@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import tracemalloc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
 import nitro_attest
 from nitro_attest import (
@@ -49,7 +48,7 @@ from nitro_attest import cose as cose_module
 from nitro_attest import document as document_module
 from nitro_attest.chain import LINK_CACHE, LinkCache
 from nitro_attest.cli import EXIT_REJECTED, EXIT_USAGE, MAX_INPUT_SIZE, main
-from nitro_attest.testing import DEFAULT_PCRS, Raw, TestPKI, derive_key, issue_certificate
+from nitro_attest.testing import DEFAULT_PCRS, LongChain, Raw, TestPKI, long_chain, padded_to
 
 FAMILY: Mapping[str, type[NitroAttestError]] = {
     **dict.fromkeys(("size", "cbor", "cose", "schema"), MalformedDocument),
@@ -59,7 +58,6 @@ FAMILY: Mapping[str, type[NitroAttestError]] = {
     **dict.fromkeys(("pcr", "debug", "nonce", "user_data", "public_key", "stale"), PolicyViolation),
 }
 ANY = Policy.any_enclave(allow_debug=True)
-PAD_OID = ObjectIdentifier("1.3.6.1.4.1.55555.1")  # a private arc: padding only, never critical
 SMALL_ALLOCATION = 256 * 1024  # far below any input these tests feed (32 KiB at most is parsed)
 HUGE_INPUT = 100 * 1024 * 1024
 
@@ -155,124 +153,14 @@ def with_document_size(pki: TestPKI, size: int, **kwargs: Any) -> bytes:
 # ---------------------------------------------------------------------------
 
 
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(octets)]) + octets
-
-
-def padding_extension(size: int, fill: int = 0) -> x509.Extension[x509.ExtensionType]:
-    """A non-critical private extension whose value is an OCTET STRING of ``size`` bytes ``fill``."""
-    value = b"\x04" + _der_length(size) + bytes([fill]) * size
-    return x509.Extension(PAD_OID, False, x509.UnrecognizedExtension(PAD_OID, value))
-
-
 def der(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(Encoding.DER)
-
-
-def exactly(size: int, make: Callable[[int, int], x509.Certificate]) -> x509.Certificate:
-    """``make(padding, fill)`` for a padding that gives a DER of exactly ``size`` bytes.
-
-    A deterministic ECDSA signature is 102 to 104 bytes in DER depending on
-    what it signs, so some lengths are missed by the padding alone: the fill
-    byte changes the signature, not the length.
-    """
-    padding = max(0, size - len(der(make(0, 0))))
-    for _ in range(3):
-        padding = max(0, padding + size - len(der(make(padding, 0))))
-    for fill in range(64):
-        for candidate in (padding, padding - 1, padding + 1, padding - 2, padding + 2):
-            certificate = make(max(0, candidate), fill)
-            if len(der(certificate)) == size:
-                return certificate
-    raise AssertionError(f"no padding gives a {size}-byte certificate")
-
-
-@dataclasses.dataclass(frozen=True)
-class LongChain:
-    """A test PKI whose documents carry ``root, ca1, ..., ca{n-1}`` in cabundle, every certificate ``size`` bytes."""
-
-    pki: TestPKI  # its root and leaf are the padded ones; document() signs with the leaf key
-    bundle: tuple[x509.Certificate, ...]
-
-    def document(self, **kwargs: Any) -> bytes:
-        return self.pki.document(chain=self.bundle, **kwargs)
-
-
-def issue_ca(
-    position: int,
-    issuer: x509.Certificate,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    start: datetime,
-    extra: list[x509.Extension[x509.ExtensionType]],
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """The CA certificate ``ca{position}`` under ``issuer``: critical CA=true without pathLen, keyCertSign."""
-    key = derive_key(f"test_limits/ca{position}")
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nitro_attest test PKI"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"ca{position}.limits.TEST-ONLY"),
-        ]
-    )
-    cert_sign = x509.KeyUsage(False, False, False, False, False, True, False, False, False)
-    certificate = issue_certificate(
-        name,
-        key.public_key(),
-        issuer=issuer.subject,
-        signing_key=issuer_key,
-        serial=1000 + position,
-        not_before=start,
-        not_after=start + timedelta(days=30),
-        extensions=[
-            x509.Extension(ExtensionOID.BASIC_CONSTRAINTS, True, x509.BasicConstraints(ca=True, path_length=None)),
-            x509.Extension(ExtensionOID.KEY_USAGE, True, cert_sign),
-            *extra,
-        ],
-    )
-    return certificate, key
-
-
-def long_chain(base: TestPKI, length: int, size: int | None = None) -> LongChain:
-    """``length`` cabundle certificates (root first) and a leaf, each exactly ``size`` DER bytes when given."""
-
-    def pad(padding: int, fill: int) -> list[x509.Extension[x509.ExtensionType]]:
-        return [padding_extension(padding, fill)] if size is not None else []
-
-    def sized(make: Callable[[int, int], x509.Certificate]) -> x509.Certificate:
-        return make(0, 0) if size is None else exactly(size, make)
-
-    root = sized(lambda padding, fill: base.reissue("root", extensions=pad(padding, fill)).root)
-    bundle = [root]
-    issuer, issuer_key = root, base.root_key
-    for position in range(1, length):
-
-        def make(
-            padding: int,
-            fill: int,
-            position: int = position,
-            issuer: x509.Certificate = issuer,
-            issuer_key: ec.EllipticCurvePrivateKey = issuer_key,
-        ) -> x509.Certificate:
-            return issue_ca(position, issuer, issuer_key, base.start, pad(padding, fill))[0]
-
-        certificate = sized(make)
-        bundle.append(certificate)
-        issuer, issuer_key = certificate, derive_key(f"test_limits/ca{position}")
-
-    def make_leaf(padding: int, fill: int) -> x509.Certificate:
-        extensions = pad(padding, fill)
-        return base.reissue("leaf", issuer_name=issuer.subject, signing_key=issuer_key, extensions=extensions).leaf
-
-    leaf = sized(make_leaf)
-    return LongChain(dataclasses.replace(base, root=root, leaf=leaf), tuple(bundle))
 
 
 @pytest.fixture(scope="module")
 def max_chain(pki: TestPKI) -> LongChain:
     """MAX_BUNDLE (8) cabundle certificates and a leaf, every one exactly MAX_CERTIFICATE_SIZE (1024) bytes."""
-    chain = long_chain(pki, document_module.MAX_BUNDLE, document_module.MAX_CERTIFICATE_SIZE)
+    chain = long_chain(pki, document_module.MAX_BUNDLE, size=document_module.MAX_CERTIFICATE_SIZE)
     assert [len(der(c)) for c in (*chain.bundle, chain.pki.leaf)] == [1024] * 9
     return chain
 
@@ -542,12 +430,11 @@ def test_certificates_of_exactly_1024_bytes_are_accepted(pki: TestPKI, max_chain
 
 @pytest.mark.parametrize("level", ["leaf", "instance", "root"])
 def test_a_certificate_of_1025_bytes_is_rejected(pki: TestPKI, level: Any) -> None:
-    def padded(padding: int, fill: int) -> x509.Certificate:
-        changed = pki.reissue(level, extensions=[padding_extension(padding, fill)])
-        certificate: x509.Certificate = getattr(changed, level)
+    def padded(extra: Sequence[x509.Extension[x509.ExtensionType]]) -> x509.Certificate:
+        certificate: x509.Certificate = getattr(pki.reissue(level, extensions=extra), level)
         return certificate
 
-    at_limit, over = exactly(1024, padded), exactly(1025, padded)
+    at_limit, over = padded_to(1024, padded), padded_to(1025, padded)
     for certificate, outcome in ((at_limit, None), (over, "schema")):
         # Same key and names: the certificates around it still chain to it.
         replacement: dict[str, Any] = {level: certificate}
