@@ -31,7 +31,10 @@ def verification_time(at: datetime | None) -> datetime:
         raise TypeError(
             "at must be timezone-aware (a naive datetime's zone is a guess); use datetime.now(timezone.utc)"
         )
-    return at.astimezone(timezone.utc)
+    try:
+        return at.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31 23:30 at UTC-2 is in year 10000 in UTC
+        raise ValueError(f"at {at.isoformat()} is not representable in UTC") from None
 
 
 def trusted_roots(roots: Sequence[x509.Certificate] | None) -> Sequence[x509.Certificate]:

@@ -297,7 +297,7 @@ def parse(data: bytes) -> AttestationDocument:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
-    if not isinstance(data, bytes):
+    if type(data) is not bytes:  # a buffer, or a bytes subclass with methods of its own: copied, once measured
         size = memoryview(data).nbytes
         if size > _cbor.MAX_DOCUMENT_SIZE:  # before the copy: a 100 MB buffer is refused without copying it
             raise _cbor.size_error(size)

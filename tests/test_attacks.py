@@ -1049,10 +1049,10 @@ def test_malleated_documents_verify_so_replay_caches_key_on_the_payload() -> Non
 @pytest.mark.parametrize(
     ("hooks", "code"),
     [
-        pytest.param({"protected": cbor2.dumps({True: -35})}, "cbor", id="alg-label-true"),
+        pytest.param({"protected": cbor2.dumps({True: -35})}, "cose", id="alg-label-true"),
         pytest.param({"protected": b"\xa1\x01\xf5"}, "cose", id="alg-true"),
         pytest.param({"payload_overrides": {"timestamp": True}}, "schema", id="timestamp-true"),
-        pytest.param({"pcrs": {True: DEFAULT_PCRS[1], 0: DEFAULT_PCRS[0]}}, "cbor", id="pcr-index-true"),
+        pytest.param({"pcrs": {True: DEFAULT_PCRS[1], 0: DEFAULT_PCRS[0]}}, "schema", id="pcr-index-true"),
         pytest.param({"payload_overrides": {"digest": b"SHA384"}}, "schema", id="digest-bytes"),
         pytest.param({"payload_overrides": {"module_id": Raw(b"\x62\xc0\xaf")}}, "cbor", id="module_id-overlong-utf8"),
         pytest.param({"payload_overrides": {"cabundle": [True, *map(der, PKI.cabundle)]}}, "schema", id="bundle-bool"),
