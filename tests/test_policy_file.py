@@ -355,10 +355,11 @@ def test_errors_survive_pickling() -> None:
 
 
 def test_json_syntax_error_has_line_and_column() -> None:
-    error = _error('{\n  "nitro_attest_policy": 1,\n  "pcrs": {"0": "aa",}\n}', source="p.json")
-    assert (error.line, error.column) == (3, 22)
+    # A missing colon: every CPython's json points at the same place (a trailing comma moved in 3.13).
+    error = _error('{\n  "nitro_attest_policy": 1,\n  "pcrs": {"0" "aa"}\n}', source="p.json")
+    assert (error.line, error.column) == (3, 16)
     assert error.key is None
-    assert str(error).startswith("p.json: line 3, column 22: not valid JSON")
+    assert str(error).startswith("p.json: line 3, column 16: not valid JSON")
 
 
 @needs_tomllib
