@@ -283,3 +283,33 @@ def iter_seeds(sources: Sequence[tuple[str, bytes]], prefix: bytes = b"") -> Ite
     """``sources`` as seed inputs: each document behind ``prefix`` (a harness's mode bytes)."""
     for name, data in sources:
         yield name, prefix + data
+
+
+# --- DER building blocks: certificates edited on purpose (inputs to the harnesses and their tests) ---
+
+
+def der_element(tag: int, content: bytes) -> bytes:
+    """A DER element with a definite length: for building test inputs, never for reading ours."""
+    if len(content) < 0x80:
+        return bytes([tag, len(content)]) + content
+    size = (len(content).bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + len(content).to_bytes(size, "big") + content
+
+
+def der_children(element: bytes) -> list[bytes]:
+    """The elements inside a DER constructed element (only ever one of our own, well-formed certificates)."""
+
+    def header(at: int) -> tuple[int, int]:
+        first = element[at + 1]
+        if first < 0x80:
+            return 2, first
+        size = first & 0x7F
+        return 2 + size, int.from_bytes(element[at + 2 : at + 2 + size], "big")
+
+    start, length = header(0)
+    children, at = [], start
+    while at < start + length:
+        size, content = header(at)
+        children.append(element[at : at + size + content])
+        at += size + content
+    return children

@@ -51,6 +51,8 @@ import cbor2
 from _fuzz_common import (
     ByteReader,
     check_decoding,
+    der_children,
+    der_element,
     fuzz_main,
     generated_documents,
     iter_seeds,
@@ -377,32 +379,6 @@ def _edit_certificate_bytes(reader: ByteReader, recipe: _Recipe) -> None:
         recipe.override("certificate", der)
 
 
-def _der_element(tag: int, content: bytes) -> bytes:
-    if len(content) < 0x80:
-        return bytes([tag, len(content)]) + content
-    size = (len(content).bit_length() + 7) // 8
-    return bytes([tag, 0x80 | size]) + len(content).to_bytes(size, "big") + content
-
-
-def _der_children(element: bytes) -> list[bytes]:
-    """The elements inside a DER constructed element (only ever one of our own, well-formed certificates)."""
-
-    def header(at: int) -> tuple[int, int]:
-        first = element[at + 1]
-        if first < 0x80:
-            return 2, first
-        size = first & 0x7F
-        return 2 + size, int.from_bytes(element[at + 2 : at + 2 + size], "big")
-
-    start, length = header(0)
-    children, at = [], start
-    while at < start + length:
-        size, content = header(at)
-        children.append(element[at : at + size + content])
-        at += size + content
-    return children
-
-
 # Validity times a certificate builder will not write: the first and last
 # instants datetime holds, GeneralizedTime where DER wants UTCTime, UTCTime's
 # own bounds (1950, 2049), year 0, and BER forms (no seconds, an offset).
@@ -426,19 +402,19 @@ def _edit_validity_der(reader: ByteReader, recipe: _Recipe) -> None:
     position = reader.integer(0, len(_LEVELS) - 1)
     level = _LEVELS[position]
     original = _der(getattr(recipe.pki, level))
-    tbs, algorithm, signature = _der_children(original)
-    fields = _der_children(tbs)
-    times = _der_children(fields[_VALIDITY])
+    tbs, algorithm, signature = der_children(original)
+    fields = der_children(tbs)
+    times = der_children(fields[_VALIDITY])
     which = reader.integer(0, 2)
     time = reader.pick(_DER_TIMES)
     times = [time if which in (index, 2) else value for index, value in enumerate(times)]
-    fields[_VALIDITY] = _der_element(0x30, b"".join(times))
-    tbs = _der_element(0x30, b"".join(fields))
+    fields[_VALIDITY] = der_element(0x30, b"".join(times))
+    tbs = der_element(0x30, b"".join(fields))
     if reader.integer(0, 3):
         issuer: ec.EllipticCurvePrivateKey = getattr(recipe.pki, f"{_LEVELS[max(position - 1, 0)]}_key")
         signed = issuer.sign(tbs, ec.ECDSA(hashes.SHA384(), deterministic_signing=True))
-        signature = _der_element(0x03, b"\x00" + signed)
-    der = _der_element(0x30, tbs + algorithm + signature)
+        signature = der_element(0x03, b"\x00" + signed)
+    der = der_element(0x30, tbs + algorithm + signature)
     if level == "leaf":
         recipe.override("certificate", der)
     else:

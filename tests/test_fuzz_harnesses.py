@@ -191,39 +191,17 @@ def test_regression_inputs(harness: ModuleType, data: bytes) -> None:
 # -- the findings themselves, from the public API -----------------------------------------------------
 
 
-def _der(tag: int, content: bytes) -> bytes:
-    if len(content) < 0x80:
-        return bytes([tag, len(content)]) + content
-    size = (len(content).bit_length() + 7) // 8
-    return bytes([tag, 0x80 | size]) + len(content).to_bytes(size, "big") + content
-
-
-def _children(element: bytes) -> list[bytes]:
-    def head(at: int) -> tuple[int, int]:
-        length = element[at + 1]
-        if length < 0x80:
-            return 2, length
-        size = length & 0x7F
-        return 2 + size, int.from_bytes(element[at + 2 : at + 2 + size], "big")
-
-    start, length = head(0)
-    children, at = [], start
-    while at < start + length:
-        header, size = head(at)
-        children.append(element[at : at + header + size])
-        at += header + size
-    return children
-
-
 def with_not_before(der: bytes, time: bytes, signing_key: ec.EllipticCurvePrivateKey | None) -> bytes:
     """The certificate with its notBefore replaced by the DER ``time``, re-signed when ``signing_key`` is given."""
-    tbs, algorithm, signature = _children(der)
-    fields = _children(tbs)
-    fields[4] = _der(0x30, time + _children(fields[4])[1])  # validity: (notBefore, notAfter)
-    tbs = _der(0x30, b"".join(fields))
+    tbs, algorithm, signature = _fuzz_common.der_children(der)
+    fields = _fuzz_common.der_children(tbs)
+    fields[4] = _fuzz_common.der_element(
+        0x30, time + _fuzz_common.der_children(fields[4])[1]
+    )  # validity: (notBefore, notAfter)
+    tbs = _fuzz_common.der_element(0x30, b"".join(fields))
     if signing_key is not None:
-        signature = _der(0x03, b"\x00" + signing_key.sign(tbs, ec.ECDSA(hashes.SHA384())))
-    return _der(0x30, tbs + algorithm + signature)
+        signature = _fuzz_common.der_element(0x03, b"\x00" + signing_key.sign(tbs, ec.ECDSA(hashes.SHA384())))
+    return _fuzz_common.der_element(0x30, tbs + algorithm + signature)
 
 
 YEAR_1 = b"\x18\x0f00010101000000Z"  # GeneralizedTime 0001-01-01T00:00:00Z
