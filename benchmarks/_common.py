@@ -136,6 +136,14 @@ def machine() -> dict[str, str]:
     }
 
 
+def machine_line(facts: dict[str, str]) -> str:
+    """The one line of a report that says what it ran on."""
+    return (
+        f"machine: {facts['nproc']} CPUs ({facts['cpu']}); Python {facts['python']}; cryptography "
+        f"{facts['cryptography']} ({facts['openssl']}); cbor2 {facts['cbor2']}"
+    )
+
+
 def _openssl_version() -> str:
     try:
         from cryptography.hazmat.backends.openssl.backend import backend  # noqa: PLC0415 (private module)

@@ -70,6 +70,7 @@ from _common import (  # first: puts this checkout's nitro_attest on the path
     leaf_valid_for,
     load_real_documents,
     machine,
+    machine_line,
 )
 from baseline import root_set, verify_baseline, verify_pycose
 from stream import Stream, make_stream
@@ -608,10 +609,7 @@ def _header(rounds: int) -> datetime:
     facts = machine()
     began = datetime.now(timezone.utc)
     print(f"# nitro_attest benchmark, {began:%Y-%m-%d %H:%M} UTC")
-    print(
-        f"machine: {facts['nproc']} CPUs ({facts['cpu']}); Python {facts['python']}; cryptography "
-        f"{facts['cryptography']} ({facts['openssl']}); cbor2 {facts['cbor2']}"
-    )
+    print(machine_line(facts))
     print(f"nitro_attest: {Path(nitro_attest.__file__).parent}; load average at start: {_loadavg()}")
     if backend_module is not None:
         backends = ", ".join(backend_module.available_backends())

@@ -48,7 +48,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cbor2
-from _common import cache_clearers, clear_all, machine  # first: puts this checkout's nitro_attest on the path
+from _common import (  # first: puts this checkout's nitro_attest on the path
+    cache_clearers,
+    clear_all,
+    machine,
+    machine_line,
+)
 from cryptography import x509
 
 import nitro_attest
@@ -496,10 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     facts = machine()
     began = datetime.now(timezone.utc)
     print(f"# nitro_attest worst cases, {began:%Y-%m-%d %H:%M} UTC")
-    print(
-        f"machine: {facts['nproc']} CPUs ({facts['cpu']}); Python {facts['python']}; cryptography "
-        f"{facts['cryptography']} ({facts['openssl']}); cbor2 {facts['cbor2']}; P-384 backend {backend.BACKEND}"
-    )
+    print(f"{machine_line(facts)}; P-384 backend {backend.BACKEND}")
     print(f"rounds: {rounds}, rotated order; ratios are medians of per-round ratios (range in brackets)\n")
     lines, record = run(rounds, quick=args.quick, progress=_say)
     print("\n".join(lines))

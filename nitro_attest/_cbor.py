@@ -157,8 +157,8 @@ def _item(data: bytes, pos: int, depth: int, max_depth: int, budget: _Budget) ->
                 if data[after] == _BREAK:
                     return after + 1
                 budget.spend(per_entry, after)
-                if major == 5:
-                    _check_key(data, after)
+                if major == 5 and data[after] >> 5 in _COLLIDING_KEY_TYPES:
+                    raise _colliding_key(data, after)
                 for _ in range(per_entry):
                     after = _item(data, after, depth + 1, max_depth, budget)
         # Every item takes at least one byte: a count the input cannot hold
@@ -167,8 +167,8 @@ def _item(data: bytes, pos: int, depth: int, max_depth: int, budget: _Budget) ->
             raise _Malformed(f"{'array' if major == 4 else 'map'} of {arg} entries exceeds the input", pos)
         budget.spend(arg * per_entry, pos)
         for index in range(arg * per_entry):
-            if major == 5 and not index & 1 and after < len(data):
-                _check_key(data, after)
+            if major == 5 and not index & 1 and after < len(data) and data[after] >> 5 in _COLLIDING_KEY_TYPES:
+                raise _colliding_key(data, after)
             following = _leaf_end(data, after)
             after = following if following >= 0 else _item(data, after, depth + 1, max_depth, budget)
         return after
@@ -183,9 +183,8 @@ def _item(data: bytes, pos: int, depth: int, max_depth: int, budget: _Budget) ->
     raise _Malformed(f"simple value {arg} (only false, true and null are allowed)", pos)
 
 
-def _check_key(data: bytes, pos: int) -> None:
-    if data[pos] >> 5 in _COLLIDING_KEY_TYPES:
-        raise _Malformed(f"map key that is an {'array' if data[pos] >> 5 == 4 else 'map'}", pos)
+def _colliding_key(data: bytes, pos: int) -> _Malformed:
+    return _Malformed(f"map key that is an {'array' if data[pos] >> 5 == 4 else 'map'}", pos)
 
 
 def _check_well_formed(data: bytes, start: int, max_depth: int, what: str) -> None:
