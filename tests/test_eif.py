@@ -8,6 +8,7 @@ where it runs, the independent reader fabienpe/aws-nitro-verify-pcr-signature.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -553,6 +554,20 @@ def _cose(protected: bytes = b"\xa1\x01\x38\x22", payload: bytes = b"", signatur
 
 
 PEM = _P384[0].public_bytes(Encoding.PEM)
+_DER = _P384[0].public_bytes(Encoding.DER)
+
+
+def _pem_of(der: bytes) -> bytes:
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = [body[at : at + 64] for at in range(0, len(body), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+# The issuer's common name as an INTEGER: the certificate loads, its issuer does not (found by fuzz_eif).
+_CN = b"nitro_attest EIF signing TEST-ONLY"
+_BAD_ISSUER = _DER[: _DER.index(_CN) - 2] + b"\x02" + _DER[_DER.index(_CN) - 1 :]
+_VERSION = b"\xa0\x03\x02\x01\x02"
+_BAD_VERSION = _DER.replace(_VERSION, b"\xa0\x03\x02\x01\x07", 1)
 GOOD_COSE = _cose()
 SIGNATURE_REJECTIONS = {
     "not an array": (cbor2.dumps({}), r"expected an array of one PcrSignature"),
@@ -578,6 +593,8 @@ SIGNATURE_REJECTIONS = {
     "not PEM": (_pcr_signature(_P384[0].public_bytes(Encoding.DER), GOOD_COSE), r"expected a PEM certificate"),
     "damaged PEM": (_pcr_signature(PEM.replace(b"M", b"!", 3), GOOD_COSE), r"expected a PEM X.509 certificate"),
     "two certificates": (_pcr_signature(PEM + PEM, GOOD_COSE), r"expected one certificate, found 2"),
+    "unparsable issuer": (_pcr_signature(_pem_of(_BAD_ISSUER), GOOD_COSE), r"error parsing asn1 value.*issuer"),
+    "X.509 version 8": (_pcr_signature(_pem_of(_BAD_VERSION), GOOD_COSE), r"7 is not a valid X509 version"),
     "COSE not CBOR": (_pcr_signature(PEM, b"\xff"), r"signature: COSE_Sign1"),
     "COSE tagged": (_pcr_signature(PEM, b"\xd2" + GOOD_COSE), r"CBOR tag 18 is not allowed"),
     "COSE of 3": (_pcr_signature(PEM, cbor2.dumps([b"", {}, b""])), r"an untagged COSE_Sign1 array of 4"),
@@ -703,3 +720,14 @@ def test_a_2_gib_image_is_described_in_under_64_mib(tmp_path: Path) -> None:
     assert (total, ramdisk) == (last.data_offset + size, size)
     print(f"peak RSS describing a 2 GiB EIF: {peak_kib / 1024:.1f} MiB")
     assert peak_kib < 64 * 1024
+
+
+def test_the_fuzz_harness_runs_on_its_seeds() -> None:
+    """fuzz/fuzz_eif.py's oracles hold on its own seeds (the harness itself runs under atheris)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
+    try:
+        import fuzz_eif  # noqa: PLC0415 (a script directory, not a package)
+    finally:
+        sys.path.pop(0)
+    for _name, seed in fuzz_eif.own_seeds():
+        fuzz_eif.test_one_input(seed)

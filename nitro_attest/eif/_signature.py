@@ -61,6 +61,9 @@ ALGORITHMS: Mapping[int, Algorithm] = MappingProxyType(
 _CERTIFICATE_KEY = b"signing_certificate"
 _SIGNATURE_KEY = b"signature"
 _PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+# What cryptography raises for a certificate it cannot load (InvalidVersion: a version other than
+# v1..v3) or whose names or dates it cannot parse (ValueError); tests/test_eif.py makes each happen.
+_CERTIFICATE_ERRORS = (ValueError, x509.InvalidVersion)
 _UINT8_ONE_BYTE_MAX = 0x17  # integers 0..23 are their own initial byte
 _UINT8_FOLLOWS = 0x18  # then one byte: 24..255
 
@@ -167,11 +170,18 @@ def _certificate(pem: bytes, offset: int) -> tuple[x509.Certificate, PCRValue]:
         )
     try:
         certificates = x509.load_pem_x509_certificates(pem)
-    except ValueError as exc:
+        if len(certificates) != 1:
+            raise EifError("signature", f"{where}: expected one certificate, found {len(certificates)}")
+        certificate = certificates[0]
+        # cryptography parses these lazily: parse them now, so that a damaged certificate is refused
+        # here, as one, and not when a caller first prints its issuer or dates.
+        certificate.subject  # noqa: B018
+        certificate.issuer  # noqa: B018
+        certificate.not_valid_before_utc  # noqa: B018
+        certificate.not_valid_after_utc  # noqa: B018
+    except _CERTIFICATE_ERRORS as exc:
         raise EifError("signature", f"{where}: expected a PEM X.509 certificate: {exc}") from None
-    if len(certificates) != 1:
-        raise EifError("signature", f"{where}: expected one certificate, found {len(certificates)}")
-    return certificates[0], pcr8_for_certificate(certificates[0])
+    return certificate, pcr8_for_certificate(certificate)
 
 
 def _decode(data: bytes, max_depth: int, what: str) -> object:
