@@ -106,26 +106,31 @@ def _key_encryption(der: bytes) -> tuple[str, Oaep | None]:
     """The OID of the key encryption AlgorithmIdentifier ``der``, and its OAEP parameters when it is RSAES-OAEP.
 
     Cached by its bytes: every envelope for one kind of recipient has the same
-    ones, and asn1crypto takes longer to read them than the rest of the
-    envelope. ``.native`` makes asn1crypto decode every part, read or not.
+    ones, and asn1crypto takes longer to read them than the rest of the envelope.
     """
     algorithm = cms.KeyEncryptionAlgorithm.load(der, strict=True)
-    algorithm.native  # noqa: B018  (decodes every part: nothing unread is left unchecked)
     oid: str = algorithm["algorithm"].dotted
     return oid, _oaep(algorithm["parameters"]) if oid == RSAES_OAEP else None
 
 
+def _hash(identifier: Any) -> str:
+    oid: str = identifier["algorithm"].dotted
+    if oid == SHA256:
+        # asn1crypto decodes a field when it is read: reading SHA-256's parameters (NULL or absent in its
+        # schema) refuses anything else there, so nothing of an accepted envelope is left undecoded.
+        identifier["parameters"].native  # noqa: B018
+    return oid
+
+
 def _oaep(parameters: Any) -> Oaep:
-    hash_algorithm = parameters["hash_algorithm"]
     mask = parameters["mask_gen_algorithm"]
-    mask_is_mgf1 = mask["algorithm"].dotted == MGF1
-    mask_hash = mask["parameters"] if mask_is_mgf1 else None
+    mask_generation = mask["algorithm"].dotted
     source = parameters["p_source_algorithm"]
     source_is_specified = source["algorithm"].dotted == P_SPECIFIED
     return Oaep(
-        hash=hash_algorithm["algorithm"].dotted,
-        mask_generation=mask["algorithm"].dotted,
-        mask_hash=None if mask_hash is None else mask_hash["algorithm"].dotted,
+        hash=_hash(parameters["hash_algorithm"]),
+        mask_generation=mask_generation,
+        mask_hash=_hash(mask["parameters"]) if mask_generation == MGF1 else None,
         p_source=source["algorithm"].dotted,
         label=source["parameters"].native if source_is_specified else None,
     )
@@ -181,8 +186,7 @@ def _null_parameters_digest(oid: str) -> Any:
     return algos.DigestAlgorithm({"algorithm": oid, "parameters": core.Null()})
 
 
-def write(key_id: bytes, encrypted_key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
-    """The KMS layout of an EnvelopedData for one RSAES-OAEP-SHA-256 recipient and AES-256-CBC content."""
+def _oaep_identifier() -> bytes:
     oaep = algos.RSAESOAEPParams(
         {
             "hash_algorithm": _null_parameters_digest(SHA256),
@@ -191,6 +195,19 @@ def write(key_id: bytes, encrypted_key: bytes, iv: bytes, ciphertext: bytes) -> 
             ),
         }
     )
+    der: bytes = cms.KeyEncryptionAlgorithm({"algorithm": RSAES_OAEP, "parameters": oaep}).dump()
+    return der
+
+
+# Encoded once: asn1crypto takes milliseconds to encode a structure this nested, and it never changes.
+# A value loaded from DER is dumped as it was read.
+_OAEP_IDENTIFIER = _oaep_identifier()
+_CONSTANTS = (core.ObjectIdentifier(ENVELOPED_DATA).dump(), core.Integer(2).dump(), core.ObjectIdentifier(DATA).dump())
+
+
+def write(key_id: bytes, encrypted_key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
+    """The KMS layout of an EnvelopedData for one RSAES-OAEP-SHA-256 recipient and AES-256-CBC content."""
+    enveloped_data_oid, version, data_oid = _CONSTANTS
     recipients = cms.RecipientInfos(
         [
             cms.RecipientInfo(
@@ -199,9 +216,7 @@ def write(key_id: bytes, encrypted_key: bytes, iv: bytes, ciphertext: bytes) -> 
                     {
                         "version": "v2",
                         "rid": cms.RecipientIdentifier(name="subject_key_identifier", value=key_id),
-                        "key_encryption_algorithm": cms.KeyEncryptionAlgorithm(
-                            {"algorithm": RSAES_OAEP, "parameters": oaep}
-                        ),
+                        "key_encryption_algorithm": cms.KeyEncryptionAlgorithm.load(_OAEP_IDENTIFIER),
                         "encrypted_key": encrypted_key,
                     }
                 ),
@@ -211,11 +226,9 @@ def write(key_id: bytes, encrypted_key: bytes, iv: bytes, ciphertext: bytes) -> 
     content_algorithm = cms.EncryptionAlgorithm({"algorithm": AES_256_CBC, "parameters": iv})
     encrypted_content_info = _ber.indefinite(
         _ber.SEQUENCE,
-        core.ObjectIdentifier(DATA).dump(),
+        data_oid,
         content_algorithm.dump(),
         _ber.indefinite(_ber.CONTEXT_0, _ber.chunked_octets(ciphertext)),
     )
-    enveloped_data = _ber.indefinite(_ber.SEQUENCE, core.Integer(2).dump(), recipients.dump(), encrypted_content_info)
-    return _ber.indefinite(
-        _ber.SEQUENCE, core.ObjectIdentifier(ENVELOPED_DATA).dump(), _ber.indefinite(_ber.CONTEXT_0, enveloped_data)
-    )
+    enveloped_data = _ber.indefinite(_ber.SEQUENCE, version, recipients.dump(), encrypted_content_info)
+    return _ber.indefinite(_ber.SEQUENCE, enveloped_data_oid, _ber.indefinite(_ber.CONTEXT_0, enveloped_data))
