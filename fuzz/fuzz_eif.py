@@ -148,8 +148,16 @@ def test_one_input(data: bytes) -> None:
 
 
 def own_seeds() -> list[tuple[str, bytes]]:
-    """One input per base image and region: the unmutated-looking choices."""
-    return [(f"base{index}-{part}", bytes([index, part, 0, 1])) for index in range(len(BASES)) for part in (0, 1)]
+    """One input per base image, region (header or signature) and source (stream or sized file)."""
+    return [
+        (
+            f"base{index}-{'signature' if part else 'header'}-{'sized' if sized else 'stream'}",
+            bytes([index, part, sized, 0]),
+        )
+        for index in range(len(BASES))
+        for part in (0, 1)
+        for sized in (0, 1)
+    ]
 
 
 def main() -> None:
