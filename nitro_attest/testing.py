@@ -13,8 +13,8 @@ deterministic ECDSA, so the same inputs give the same bytes. That is what
 lets ``vectors/`` be regenerated and compared byte for byte.
 
 :meth:`TestPKI.document` makes a valid document by default; each of its
-breakage keywords breaks one thing, so every rule of DESIGN.md sections 2-4
-can be broken alone. :meth:`TestPKI.reissue` replaces one certificate of the
+breakage keywords breaks one thing, so every decoding, chain and time rule
+(docs/concepts.md) can be broken alone. :meth:`TestPKI.reissue` replaces one certificate of the
 chain by a broken one.
 
 :class:`DocumentFactory` is the short way for testing a service: documents
@@ -32,21 +32,30 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import json
+import os
+import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import cbor2
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from .backend import P384_ORDER
+from ._backend import P384_ORDER
+from .document import MAX_FIELD_SIZE
+from .eif._build import build_eif
+from .errors import ConfigurationError
 from .measurements import pcr3_for_role, pcr4_for_instance
 
 __all__ = [
@@ -63,7 +72,9 @@ __all__ = [
     "Level",
     "LongChain",
     "Raw",
+    "TestEnclave",
     "TestPKI",
+    "build_eif",
     "derive_key",
     "encode",
     "encode_map",
@@ -311,7 +322,7 @@ def _milliseconds(moment: datetime) -> int:
 
 def _sign(key: ec.EllipticCurvePrivateKey, protected: bytes, payload: bytes, high_s: bool | None) -> bytes:
     # The Sig_structure is spelled out here rather than taken from
-    # nitro_attest.cose, so a mistake there cannot hide in the documents made here.
+    # nitro_attest._cose, so a mistake there cannot hide in the documents made here.
     message = cbor2.dumps(["Signature1", protected, b"", payload])
     r, s = decode_dss_signature(key.sign(message, ec.ECDSA(_SHA384, deterministic_signing=True)))
     order = _ORDERS[key.curve.name]
@@ -467,10 +478,26 @@ class TestPKI:
         if start.tzinfo is None:
             raise TypeError("start must be timezone-aware")
         keys: dict[Level, ec.EllipticCurvePrivateKey] = {level: derive_key(f"{seed}/key/{level}") for level in _LEVELS}
+        return cls._issue(keys, start=start, region=region, seed=seed, root_name=root_name)
+
+    @classmethod
+    def _issue(
+        cls,
+        keys: Mapping[Level, ec.EllipticCurvePrivateKey],
+        *,
+        start: datetime,
+        region: str,
+        seed: str,
+        root_name: x509.Name | None,
+        root: x509.Certificate | None = None,
+    ) -> TestPKI:
+        """The chain of ``keys`` from ``start``; under ``root`` (whose key is ``keys["root"]``) when given."""
         names = _names(seed, region, root_name)
         profiles = _profiles(seed, region, start, keys)
-        certificates: dict[Level, x509.Certificate] = {}
+        certificates: dict[Level, x509.Certificate] = {} if root is None else {"root": root}
         for position, level in enumerate(_LEVELS):
+            if level in certificates:
+                continue
             issuer = _LEVELS[max(position - 1, 0)]  # the root signs itself
             serial, not_before, not_after, extensions = profiles[level]
             certificates[level] = issue_certificate(
@@ -691,6 +718,10 @@ class DocumentFactory:
     """
 
     pki: TestPKI = dataclasses.field(default_factory=TestPKI.create)
+    #: The enclave's public key (SubjectPublicKeyInfo DER) every document carries unless the call gives
+    #: another; the pytest plugin's ``nitro_document`` uses ``nitro_enclave_key``'s, so that secrets
+    #: sealed to its documents open with that key. None: documents carry no key unless asked.
+    public_key: bytes | None = None
 
     @property
     def roots(self) -> tuple[x509.Certificate, ...]:
@@ -717,8 +748,8 @@ class DocumentFactory:
 
         ``pcrs`` sets PCR values (bytes, or hex in any case) over
         :data:`DEFAULT_PCRS`: the other PCRs keep their defaults, as a real
-        enclave always reports 16. ``nonce``, ``user_data`` and ``public_key``
-        are null when not given; ``timestamp`` defaults to
+        enclave always reports 16. ``nonce`` and ``user_data`` are null when
+        not given, ``public_key`` is the factory's :attr:`public_key`; ``timestamp`` defaults to
         :attr:`verification_time` and ``module_id`` to :data:`DEFAULT_MODULE_ID`.
 
         ``broken`` breaks one thing and keeps every other field asked for, so
@@ -765,7 +796,7 @@ class DocumentFactory:
             pcrs=merged,
             nonce=nonce,
             user_data=user_data,
-            public_key=public_key,
+            public_key=self.public_key if public_key is None else public_key,
             timestamp=timestamp,
             module_id=module_id,
             chain=chain,
@@ -895,3 +926,308 @@ def long_chain(base: TestPKI, length: int, *, size: int | None = None) -> LongCh
         lambda extra: base.reissue("leaf", issuer_name=last.subject, signing_key=last_key, extensions=extra).leaf
     )
     return LongChain(dataclasses.replace(base, root=root, leaf=leaf), tuple(bundle), last_key)
+
+
+# --- A test enclave that attests now -------------------------------------------------------------
+
+# The leaf, and the chain under the root with it, roll every _ROLL: a document made in a window stays
+# verifiable for at least the leaf's 3-hour life minus _ROLL. AWS rolls its leaf every few hours too.
+_ROLL = timedelta(hours=2)
+# The live root was valid a day before its enclave was created, so that a verifier whose clock is
+# somewhat behind still accepts it, and lives 30 years like AWS's.
+_LIVE_ROOT_LEAD = timedelta(days=1)
+_ENCLAVE_SEED = "nitro_attest test enclave"
+_ENCLAVE_FORMAT = "nitro_attest test enclave 1"
+_ROOT_FILE, _ROOT_KEY_FILE, _ENCLAVE_FILE, _CHAIN_FILE = "root.pem", "root-key.pem", "enclave.json", "chain.json"
+_SECRET_MODE, _PUBLIC_MODE = 0o600, 0o644
+_MAX_STATE_FILE = 64 * 1024  # the chain file, the largest, is ~6 KB
+
+
+def _write_file(path: Path, data: bytes, mode: int) -> None:
+    """``data`` at ``path`` through a temporary file renamed into place, never readable beyond ``mode``."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            os.fchmod(stream.fileno(), mode)
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode("ascii")
+
+
+def _load_key(pem: str, where: Path) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = load_pem_private_key(pem.encode("ascii"), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
+        raise ConfigurationError(f"{where}: not an unencrypted PEM private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp384r1":
+        raise ConfigurationError(f"{where}: not a P-384 key")
+    return key
+
+
+def _read_state(path: Path) -> bytes:
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(_MAX_STATE_FILE + 1)
+    except OSError as error:
+        raise ConfigurationError(f"{path}: cannot read a test enclave file: {error.strerror or error}") from None
+    if len(data) > _MAX_STATE_FILE:
+        raise ConfigurationError(f"{path}: over {_MAX_STATE_FILE} bytes, not a test enclave file")
+    return data
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(_read_state(path))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ConfigurationError(f"{path}: not JSON") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{path}: not a JSON object")
+    return value
+
+
+class TestEnclave:
+    """A TEST enclave whose documents verify now, under its own TEST root: for a live verifier (a local KMS).
+
+    :class:`TestPKI` documents carry a fixed time in 2026, which a live
+    verifier sees as expired or not yet valid. A test enclave holds a root
+    (random P-384 key, ``CN=aws.nitro-enclaves.TEST-ONLY``, valid 30 years) and
+    an identity (its PCRs); :meth:`attest` returns a document timestamped now
+    and signed by a leaf valid now. The chain under the root rolls every two
+    hours with fresh keys, as AWS rolls its leaf, so every document stays
+    verifiable for at least an hour after it is made (the leaf lives 3 hours).
+
+    Its documents verify only with ``roots=enclave.roots``, never against the
+    AWS root. With a ``directory`` it is kept there: ``root.pem`` (the root
+    certificate, for ``--root``/``--roots``), ``root-key.pem`` and
+    ``chain.json`` (keys, mode 0600), ``enclave.json`` (the PCRs); a later
+    :meth:`load` (another process, ``nitro-attest testing attest``) attests as
+    the same enclave.
+
+    >>> enclave = TestEnclave.create(pcrs={0: "ab" * 48})
+    >>> data = enclave.attest(nonce=b"n", public_key=enclave_key.public_key_der)  # doctest: +SKIP
+    >>> nitro_attest.verify(data, policy, roots=enclave.roots)  # doctest: +SKIP
+    """
+
+    __test__: ClassVar[bool] = False  # not a test class, whatever its name says to pytest
+
+    def __init__(
+        self,
+        root: x509.Certificate,
+        root_key: ec.EllipticCurvePrivateKey,
+        pcrs: Mapping[int, bytes],
+        *,
+        debug: bool,
+        directory: Path | None,
+    ) -> None:
+        self._root = root
+        self._root_key = root_key
+        self._pcrs: Mapping[int, bytes] = MappingProxyType(dict(pcrs))
+        self._debug = debug
+        self._directory = directory
+        self._lock = threading.Lock()
+        self._chains: dict[int, TestPKI] = {}
+
+    @classmethod
+    def create(
+        cls,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        pcrs: Mapping[int, bytes | str] | None = None,
+        debug: bool = False,
+    ) -> TestEnclave:
+        """A new test enclave: a fresh root, and ``pcrs`` over :data:`DEFAULT_PCRS` (bytes or hex).
+
+        ``debug`` makes a debug-mode enclave: PCR0, PCR1 and PCR2 are zero
+        (``verify`` rejects it unless the policy allows debug; KMS does not).
+        With ``directory`` (created if needed; files in it are replaced) the
+        enclave is written there.
+        """
+        merged = {**DEFAULT_PCRS, **{index: _pcr_bytes(index, value) for index, value in (pcrs or {}).items()}}
+        if debug:
+            merged.update({0: bytes(48), 1: bytes(48), 2: bytes(48)})
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        root_key = ec.generate_private_key(ec.SECP384R1())
+        root = issue_certificate(
+            _names(_ENCLAVE_SEED, "us-east-1", None)["root"],
+            root_key.public_key(),
+            issuer=_names(_ENCLAVE_SEED, "us-east-1", None)["root"],
+            signing_key=root_key,
+            serial=x509.random_serial_number(),
+            not_before=now - _LIVE_ROOT_LEAD,
+            not_after=now - _LIVE_ROOT_LEAD + _ROOT_LIFETIME,
+            extensions=_ca_extensions(path_length=None, key=root_key, issuer_key=None, crl_url=None),
+        )
+        path = None if directory is None else Path(directory)
+        enclave = cls(root, root_key, merged, debug=debug, directory=path)
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            _write_file(path / _ROOT_KEY_FILE, _key_pem(root_key).encode("ascii"), _SECRET_MODE)
+            _write_file(path / _ROOT_FILE, enclave.root_pem, _PUBLIC_MODE)
+            identity = {
+                "format": _ENCLAVE_FORMAT,
+                "debug": debug,
+                "pcrs": {str(index): value.hex() for index, value in sorted(merged.items())},
+            }
+            _write_file(path / _ENCLAVE_FILE, (json.dumps(identity, indent=2) + "\n").encode("ascii"), _PUBLIC_MODE)
+        return enclave
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> TestEnclave:
+        """The test enclave :meth:`create` wrote to ``directory``.
+
+        :raises ~nitro_attest.ConfigurationError: a file is missing or is not what :meth:`create` writes.
+        """
+        path = Path(directory)
+        identity = _read_json(path / _ENCLAVE_FILE)
+        if identity.get("format") != _ENCLAVE_FORMAT:
+            raise ConfigurationError(f"{path / _ENCLAVE_FILE}: not a test enclave (format {_ENCLAVE_FORMAT!r})")
+        raw_pcrs, debug = identity.get("pcrs"), identity.get("debug")
+        if not isinstance(raw_pcrs, dict) or not isinstance(debug, bool):
+            raise ConfigurationError(f"{path / _ENCLAVE_FILE}: needs 'pcrs' (an object) and 'debug' (a boolean)")
+        try:
+            pcrs = {_pcr_index(index): _pcr_bytes(_pcr_index(index), value) for index, value in raw_pcrs.items()}
+        except (TypeError, ValueError) as error:
+            raise ConfigurationError(f"{path / _ENCLAVE_FILE}: {error}") from None
+        try:
+            root = x509.load_pem_x509_certificate(_read_state(path / _ROOT_FILE))
+        except ValueError:
+            raise ConfigurationError(f"{path / _ROOT_FILE}: not a PEM certificate") from None
+        root_key = _load_key(_read_state(path / _ROOT_KEY_FILE).decode("ascii", "replace"), path / _ROOT_KEY_FILE)
+        if root.public_key() != root_key.public_key():
+            raise ConfigurationError(f"{path / _ROOT_KEY_FILE} is not the key of {path / _ROOT_FILE}")
+        return cls(root, root_key, pcrs, debug=debug, directory=path)
+
+    @property
+    def directory(self) -> Path | None:
+        """Where the enclave is kept, or None for one in memory only."""
+        return self._directory
+
+    @property
+    def root(self) -> x509.Certificate:
+        """The enclave's TEST root certificate."""
+        return self._root
+
+    @property
+    def roots(self) -> tuple[x509.Certificate, ...]:
+        """What to pass as ``verify(..., roots=)`` (or to a local KMS) for this enclave's documents."""
+        return (self._root,)
+
+    @property
+    def root_pem(self) -> bytes:
+        """The root certificate as PEM: what ``root.pem`` holds, for ``--root``/``--roots``."""
+        return self._root.public_bytes(Encoding.PEM)
+
+    @property
+    def pcrs(self) -> Mapping[int, bytes]:
+        """The PCRs every document of this enclave reports (16 of them, as a real enclave's)."""
+        return self._pcrs
+
+    @property
+    def debug(self) -> bool:
+        """Whether this is a debug-mode enclave (PCR0, PCR1 and PCR2 zero)."""
+        return self._debug
+
+    def attest(
+        self,
+        *,
+        public_key: bytes | None = None,
+        nonce: bytes | None = None,
+        user_data: bytes | None = None,
+        at: datetime | None = None,
+    ) -> bytes:
+        """A document of this enclave made at ``at`` (default now), as NSM answers an attestation request.
+
+        ``public_key`` (the enclave's SubjectPublicKeyInfo DER, for KMS's
+        ``Recipient``), ``nonce`` and ``user_data`` are at most 1024 bytes each,
+        null when not given. A past ``at`` makes a document a live verifier
+        rejects as expired once its leaf's 3 hours are over.
+        """
+        for name, value in (("public_key", public_key), ("nonce", nonce), ("user_data", user_data)):
+            if value is not None and (not isinstance(value, bytes) or len(value) > MAX_FIELD_SIZE):
+                raise ValueError(f"{name} must be at most {MAX_FIELD_SIZE} bytes or None, got {value!r:.60}")
+        moment = datetime.now(timezone.utc) if at is None else at
+        if moment.tzinfo is None:
+            raise TypeError("at must be timezone-aware")
+        return self.pki(moment).document(
+            pcrs=self._pcrs, public_key=public_key, nonce=nonce, user_data=user_data, timestamp=moment
+        )
+
+    def pki(self, at: datetime | None = None) -> TestPKI:
+        """The chain that signs documents made at ``at`` (default now): this root, and the window's rolled CAs."""
+        moment = datetime.now(timezone.utc) if at is None else at
+        window = (moment - _EPOCH) // _ROLL
+        with self._lock:
+            chain = self._chains.get(window)
+            if chain is None:
+                chain = self._stored_chain(window) or self._new_chain(window)
+                self._chains[window] = chain
+        return chain
+
+    def _new_chain(self, window: int) -> TestPKI:
+        # Named after the window so that each rolled CA has its own names and serials, as AWS's do.
+        keys: dict[Level, ec.EllipticCurvePrivateKey] = {
+            level: ec.generate_private_key(ec.SECP384R1()) for level in _LEVELS[1:]
+        }
+        keys["root"] = self._root_key
+        chain = TestPKI._issue(
+            keys,
+            start=_EPOCH + window * _ROLL - _DOCUMENT_OFFSET,
+            region="us-east-1",
+            seed=f"{_ENCLAVE_SEED}/{window}",
+            root_name=self._root.subject,
+            root=self._root,
+        )
+        if self._directory is not None and window >= self._stored_window():
+            state = {
+                "window": window,
+                "certificates": {
+                    level: getattr(chain, level).public_bytes(Encoding.PEM).decode() for level in _LEVELS[1:]
+                },
+                "keys": {level: _key_pem(keys[level]) for level in _LEVELS[1:]},
+            }
+            _write_file(self._directory / _CHAIN_FILE, json.dumps(state).encode("ascii"), _SECRET_MODE)
+        return chain
+
+    def _stored_window(self) -> int:
+        assert self._directory is not None  # only called for an enclave kept in a directory
+        path = self._directory / _CHAIN_FILE
+        if not path.exists():
+            return -1
+        window = _read_json(path).get("window")
+        return window if type(window) is int else -1
+
+    def _stored_chain(self, window: int) -> TestPKI | None:
+        if self._directory is None or self._stored_window() != window:
+            return None
+        path = self._directory / _CHAIN_FILE
+        state = _read_json(path)
+        certificates, keys = state.get("certificates"), state.get("keys")
+        if not isinstance(certificates, dict) or not isinstance(keys, dict):
+            raise ConfigurationError(f"{path}: needs 'certificates' and 'keys' objects")
+        fields: dict[str, Any] = {
+            "root": self._root,
+            "root_key": self._root_key,
+            "start": _EPOCH + window * _ROLL - _DOCUMENT_OFFSET,
+        }
+        for level in _LEVELS[1:]:
+            certificate, key = certificates.get(level), keys.get(level)
+            if not isinstance(certificate, str) or not isinstance(key, str):
+                raise ConfigurationError(f"{path}: no {level} certificate and key")
+            try:
+                fields[level] = x509.load_pem_x509_certificate(certificate.encode("ascii"))
+            except (ValueError, UnicodeEncodeError):
+                raise ConfigurationError(f"{path}: the {level} certificate is not PEM") from None
+            fields[f"{level}_key"] = _load_key(key, path)
+        return TestPKI(**fields)
+
+
+def _pcr_index(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"PCR index must be an integer 0..31, got {text!r}")
+    return int(text)
