@@ -1,4 +1,4 @@
-"""verify(): bytes in, a verified AttestationDocument or one NitroAttestError out.
+"""verify(): bytes in, a VerifiedDocument or one NitroAttestError out.
 
 The steps follow the data: decode and schema-check, validate the certificate
 path from a pinned root, check the COSE signature with the leaf's key, check
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from typing import Protocol, cast
 
 from cryptography import x509
 
-from .chain import AWS_NITRO_ROOT_G1, CLOCK_SKEW, LinkKey, validate_chain
-from .cose import verify_document_signature
-from .document import AttestationDocument, parse
+from ._chain import AWS_NITRO_ROOT_G1, CLOCK_SKEW, LinkKey, validate_chain
+from ._cose import verify_document_signature
+from .document import AttestationDocument, VerifiedDocument, parse
 from .errors import DocumentTimeInvalid
 from .policy import Policy
 
@@ -50,7 +51,26 @@ def trusted_roots(roots: Sequence[x509.Certificate] | None) -> Sequence[x509.Cer
     return roots
 
 
-def check_document_time(document: AttestationDocument, at: datetime) -> None:
+class SignedDocument(Protocol):
+    """What the chain, signature and time checks read: an enclave's document and a NitroTPM one alike."""
+
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def certificate(self) -> x509.Certificate: ...
+    @property
+    def cabundle(self) -> tuple[x509.Certificate, ...]: ...
+    @property
+    def chain_der(self) -> tuple[bytes, ...]: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def protected_header(self) -> bytes: ...
+    @property
+    def signature(self) -> bytes: ...
+
+
+def check_document_time(document: SignedDocument, at: datetime) -> None:
     """The timestamp lies within the leaf's validity and not after ``at`` (plus skew)."""
     leaf = document.certificate
     if not leaf.not_valid_before_utc <= document.timestamp <= leaf.not_valid_after_utc:
@@ -68,6 +88,28 @@ def check_document_time(document: AttestationDocument, at: datetime) -> None:
         )
 
 
+def check_signed_document(
+    document: SignedDocument,
+    at: datetime,
+    roots: Sequence[x509.Certificate],
+    *,
+    link_verdicts: Mapping[LinkKey, bool] | None = None,
+    signature_verdict: bool | None = None,
+) -> None:
+    """The checks every kind of document passes, in this order: the chain, the signature, the time.
+
+    Shared by :func:`verify` and :func:`nitro_attest.verify_nitrotpm`, so that
+    both kinds of document meet the same code, not two copies of it.
+    """
+    # validate_chain and verify_document_signature are annotated for enclave documents but read only
+    # what SignedDocument names (the chain's DER and certificates, the envelope), which a NitroTPM
+    # document has under the same names and meanings.
+    envelope = cast(AttestationDocument, document)
+    validate_chain(envelope, at, roots, verdicts=link_verdicts)
+    verify_document_signature(envelope, verdict=signature_verdict)
+    check_document_time(document, at)
+
+
 def check_verified_document(
     document: AttestationDocument,
     policy: Policy,
@@ -76,12 +118,15 @@ def check_verified_document(
     *,
     link_verdicts: Mapping[LinkKey, bool] | None = None,
     signature_verdict: bool | None = None,
-) -> None:
-    """Every check after decoding, in verify()'s order; verify_batch() passes the signatures it precomputed."""
-    validate_chain(document, at, roots, verdicts=link_verdicts)
-    verify_document_signature(document, verdict=signature_verdict)
-    check_document_time(document, at)
-    policy.check(document, at)
+) -> VerifiedDocument:
+    """Every check after decoding, in verify()'s order; verify_batch() passes the signatures it precomputed.
+
+    Returns the document as a VerifiedDocument: the only place one is made.
+    """
+    check_signed_document(document, at, roots, link_verdicts=link_verdicts, signature_verdict=signature_verdict)
+    # Unverified by type until this function returns, but every other check has passed by now.
+    policy.check(document, at, allow_unverified=True)
+    return VerifiedDocument._of(document, at)
 
 
 def check_arguments(
@@ -99,8 +144,8 @@ def verify(
     *,
     at: datetime | None = None,
     roots: Sequence[x509.Certificate] | None = None,
-) -> AttestationDocument:
-    """Verifies an attestation document and applies ``policy``; returns the document.
+) -> VerifiedDocument:
+    """Verifies an attestation document and applies ``policy``; returns it as a :class:`VerifiedDocument`.
 
     ``at`` is the verification time (timezone-aware; default now): pass the
     document's own time only to re-check an archived document. ``roots``
@@ -110,6 +155,4 @@ def verify(
     rejection, ``TypeError``/``ValueError`` for bad arguments (not bad bytes).
     """
     at, roots = check_arguments(policy, at, roots)
-    document = parse(data)
-    check_verified_document(document, policy, at, roots)
-    return document
+    return check_verified_document(parse(data), policy, at, roots)

@@ -1,26 +1,42 @@
 """The attestation document as typed, immutable values, and its schema rules.
 
 :func:`parse` turns bytes into an :class:`AttestationDocument` after the
-strict decoding of :mod:`nitro_attest._cbor` and the payload schema of
-DESIGN.md section 1. It verifies nothing: see :func:`nitro_attest.verify`.
+strict decoding of ``nitro_attest._cbor`` and the payload schema of the
+Nitro Enclaves attestation process (field types and sizes: see
+``docs/concepts.md``). It verifies nothing: see :func:`nitro_attest.verify`.
+:func:`document_bytes` turns the encodings documents travel in (hex, base64,
+a file) into the raw CBOR that :func:`parse` and :func:`nitro_attest.verify` take.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hmac
+import os
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict
 
 from cryptography import x509
 
 from . import _cbor
 from .errors import CertificateInvalid, MalformedDocument
+from .keys import certificate_summary
 
-__all__ = ["PCR_MEANINGS", "AttestationDocument", "PCRValue", "parse"]
+__all__ = [
+    "PCR_MEANINGS",
+    "AttestationDocument",
+    "PCRValue",
+    "VerifiedDocument",
+    "document_bytes",
+    "parse",
+    "require_verified",
+]
 
 PCR_SIZE = 48  # SHA-384, the only digest Nitro uses
 MAX_PCR_INDEX = 31
@@ -88,6 +104,10 @@ class PCRValue:
     def __str__(self) -> str:
         return self.hex()
 
+    def __repr__(self) -> str:
+        # Hex, as every AWS tool prints PCRs: the bytes repr of a hash is unreadable.
+        return f"PCRValue({self.index}, {self.hex()!r})"
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PCRValue):
             return self.index == other.index and hmac.compare_digest(self.value, other.value)
@@ -106,10 +126,13 @@ class PCRValue:
 
 @dataclass(frozen=True)
 class AttestationDocument:
-    """A decoded Nitro Enclaves attestation document.
+    """A decoded Nitro Enclaves attestation document, NOT necessarily verified.
 
-    Returned by :func:`nitro_attest.verify` (verified) and by :func:`parse`
-    (NOT verified). ``raw`` is the document as received; ``payload`` the
+    :func:`parse` returns this class: anyone could have made it. The verified
+    kind is the subclass :class:`VerifiedDocument`, which only
+    :func:`nitro_attest.verify` and :func:`nitro_attest.verify_batch` return,
+    and which the functions that act on trust (sealing a secret, KMS key-policy
+    evaluation, policy checks) require. ``raw`` is the document as received; ``payload`` the
     signed payload bytes, the right key for replay caches (ECDSA signatures
     are malleable, so ``raw`` is not unique per payload).
     """
@@ -148,6 +171,80 @@ class AttestationDocument:
         """True for a debug-mode enclave: PCR0 is all zeros, so the image is not measured."""
         pcr0 = self.pcrs.get(0)
         return pcr0 is not None and pcr0.is_zero
+
+    def as_dict(self) -> dict[str, Any]:
+        """The document as JSON-ready values: bytes as lower-case hex, times ISO 8601 UTC (``Z``).
+
+        PCRs are keyed by their index as a string, each with its value, meaning
+        and whether it is all zero; certificates by subject, issuer, serial
+        number, validity and SHA-256 fingerprint. Field text is as the document
+        has it: escape it before showing it to people (it is not verified).
+        """
+        return {
+            "module_id": self.module_id,
+            "digest": self.digest,
+            "timestamp": _iso(self.timestamp),
+            "debug": self.is_debug,
+            "pcrs": {
+                str(index): {"value": pcr.hex(), "meaning": pcr.meaning, "all_zero": pcr.is_zero}
+                for index, pcr in self.pcrs.items()
+            },
+            "user_data": _hex_or_none(self.user_data),
+            "nonce": _hex_or_none(self.nonce),
+            "public_key": _hex_or_none(self.public_key),
+            "certificate": certificate_summary(self.certificate),
+            "cabundle": [certificate_summary(certificate) for certificate in self.cabundle],
+        }
+
+
+@dataclass(frozen=True)
+class VerifiedDocument(AttestationDocument):
+    """An attestation document that passed every check of :func:`nitro_attest.verify`.
+
+    Made only once the chain, the signature, the document's time and the
+    policy have all been checked, so holding one means "verified at
+    ``verified_at`` against the roots and policy given then". It is an
+    :class:`AttestationDocument` with every field of one, so code that reads
+    documents accepts it unchanged; code that acts on trust asks for this type
+    and refuses a merely parsed document with a ``TypeError``.
+    """
+
+    #: The verification time the document was verified at (timezone-aware UTC).
+    verified_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """:meth:`AttestationDocument.as_dict` and ``verified_at``."""
+        return {**super().as_dict(), "verified_at": _iso(self.verified_at)}
+
+    @classmethod
+    def _of(cls, document: AttestationDocument, verified_at: datetime) -> VerifiedDocument:
+        # Called by verify() and verify_batch() after their last check, never before.
+        return cls(
+            **{member.name: getattr(document, member.name) for member in fields(document)}, verified_at=verified_at
+        )
+
+
+def require_verified(document: object, what: str, *, allow_unverified: bool = False) -> AttestationDocument:
+    """``document`` as an AttestationDocument, refusing a merely parsed one unless ``allow_unverified``.
+
+    ``what`` names the argument in the TypeError (``"kms.evaluate's document"``).
+    """
+    if isinstance(document, VerifiedDocument) or (allow_unverified and isinstance(document, AttestationDocument)):
+        return document
+    if isinstance(document, AttestationDocument):
+        raise TypeError(
+            f"{what} must be a VerifiedDocument (from nitro_attest.verify), not a parsed AttestationDocument: "
+            "parse() verifies nothing; pass allow_unverified=True only to inspect a document you do not trust"
+        )
+    raise TypeError(f"{what} must be a VerifiedDocument (from nitro_attest.verify), not {type(document).__name__}")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _hex_or_none(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
 
 
 def _schema_error(message: str) -> MalformedDocument:
@@ -253,18 +350,19 @@ class _PCRs(Mapping[int, PCRValue]):
         return f"{{{', '.join(f'{index}: {value.hex()}' for index, value in self._values.items())}}}"
 
 
-def _pcrs(payload: Mapping[str, Any]) -> Mapping[int, PCRValue]:
-    value = payload["pcrs"]
+def _pcr_values(payload: Mapping[str, Any], key: str) -> dict[int, bytes]:
+    """The PCR map under ``key`` (``pcrs``, or ``nitrotpm_pcrs`` for NitroTPM), checked, by ascending index."""
+    value = payload[key]
     if not isinstance(value, dict):
-        raise _schema_error(f"pcrs must be a map, got {type(value).__name__}")
+        raise _schema_error(f"{key} must be a map, got {type(value).__name__}")
     if not 1 <= len(value) <= MAX_PCRS:
-        raise _schema_error(f"pcrs has {len(value)} entries; it must have 1..{MAX_PCRS}")
+        raise _schema_error(f"{key} has {len(value)} entries; it must have 1..{MAX_PCRS}")
     for index, digest in value.items():
         if type(index) is not int or not 0 <= index <= MAX_PCR_INDEX:
-            raise _schema_error(f"pcrs key {index!r} is not an index 0..{MAX_PCR_INDEX}")
+            raise _schema_error(f"{key} key {index!r} is not an index 0..{MAX_PCR_INDEX}")
         if not isinstance(digest, bytes) or len(digest) != PCR_SIZE:
-            raise _schema_error(f"PCR{index} must be a {PCR_SIZE}-byte string (SHA-384)")
-    return _PCRs(dict(sorted(value.items())))
+            raise _schema_error(f"{key}: PCR{index} must be a {PCR_SIZE}-byte string (SHA-384)")
+    return dict(sorted(value.items()))
 
 
 def _cabundle(payload: Mapping[str, Any]) -> tuple[x509.Certificate, ...]:
@@ -281,19 +379,46 @@ def _cabundle(payload: Mapping[str, Any]) -> tuple[x509.Certificate, ...]:
     return tuple(certificates)
 
 
-_REQUIRED = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
+#: The payload key of each kind of document's PCRs. AWS signs both kinds with the same PKI and
+#: envelope; which map a payload carries is all that tells an enclave's document from a NitroTPM one.
+_ENCLAVE_PCRS_KEY = "pcrs"
+_NITROTPM_PCRS_KEY = "nitrotpm_pcrs"
+_OTHER_KIND = {
+    _ENCLAVE_PCRS_KEY: (
+        _NITROTPM_PCRS_KEY,
+        "a NitroTPM document (nitrotpm_pcrs), not an enclave's: use nitro_attest.verify_nitrotpm",
+    ),
+    _NITROTPM_PCRS_KEY: (
+        _ENCLAVE_PCRS_KEY,
+        "a Nitro Enclaves attestation document (pcrs), not a NitroTPM document: use nitro_attest.verify",
+    ),
+}
 
 
-def parse(data: bytes) -> AttestationDocument:
-    """Decodes and schema-checks an attestation document. NOTHING IS VERIFIED.
+class _SignedFields(TypedDict):
+    """The fields both kinds of document share, as ``_signed_fields`` checked them."""
 
-    The result may have been made by anyone: its signature, certificates,
-    time and measurements are unchecked, so never act on it. Use it to
-    inspect a document; use :func:`nitro_attest.verify` to trust one.
+    module_id: str
+    digest: str
+    timestamp: datetime
+    certificate: x509.Certificate
+    cabundle: tuple[x509.Certificate, ...]
+    public_key: bytes | None
+    user_data: bytes | None
+    nonce: bytes | None
+    raw: bytes
+    chain_der: tuple[bytes, ...]
+    payload: bytes
+    protected_header: bytes
+    signature: bytes
 
-    Raises :class:`~nitro_attest.MalformedDocument` (codes ``size``, ``cbor``,
-    ``cose``, ``schema``) or, for an unparsable certificate,
-    :class:`~nitro_attest.CertificateInvalid` (``certificate``).
+
+def _signed_fields(data: object, pcrs_key: str) -> tuple[_SignedFields, dict[int, bytes]]:
+    """Decodes and schema-checks a document of the kind whose PCRs are under ``pcrs_key``; verifies nothing.
+
+    The one reading of documents: :func:`parse` (``pcrs``) and
+    :func:`nitro_attest.nitrotpm.parse_nitrotpm` (``nitrotpm_pcrs``) differ
+    only in the PCR map they require, and each refuses the other's kind by name.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
@@ -309,7 +434,17 @@ def parse(data: bytes) -> AttestationDocument:
     for key in payload:
         if not isinstance(key, str):
             raise _schema_error(f"payload key {key!r} is not a text string")
-    missing = [key for key in _REQUIRED if key not in payload]
+    other_key, other_kind = _OTHER_KIND[pcrs_key]
+    if other_key in payload:
+        if pcrs_key in payload:
+            raise _schema_error(
+                f"payload has both {_ENCLAVE_PCRS_KEY} and {_NITROTPM_PCRS_KEY}: neither an enclave's document "
+                "nor a NitroTPM document"
+            )
+        raise _schema_error(other_kind)
+    missing = [
+        key for key in ("module_id", "digest", "timestamp", pcrs_key, "certificate", "cabundle") if key not in payload
+    ]
     if missing:
         raise _schema_error(f"payload lacks {', '.join(missing)}")
 
@@ -319,23 +454,111 @@ def parse(data: bytes) -> AttestationDocument:
     if payload["digest"] != "SHA384":
         raise _schema_error(f"digest must be 'SHA384', got {payload['digest']!r}")
     timestamp = _timestamp(payload)
-    pcrs = _pcrs(payload)
+    pcrs = _pcr_values(payload, pcrs_key)
     certificate_der = _require_bytes(payload, "certificate", low=1, high=MAX_CERTIFICATE_SIZE)
     cabundle = _cabundle(payload)
-    chain_der = (*payload["cabundle"], certificate_der)
-    return AttestationDocument(
+    signed = _SignedFields(
         module_id=module_id,
         digest="SHA384",
         timestamp=timestamp,
-        pcrs=pcrs,
         certificate=_load_certificate(certificate_der, "certificate"),
         cabundle=cabundle,
         public_key=_optional_bytes(payload, "public_key"),
         user_data=_optional_bytes(payload, "user_data"),
         nonce=_optional_bytes(payload, "nonce"),
         raw=data,
-        chain_der=chain_der,
+        chain_der=(*payload["cabundle"], certificate_der),
         payload=envelope.payload,
         protected_header=envelope.protected,
         signature=envelope.signature,
+    )
+    return signed, pcrs
+
+
+def parse(data: bytes) -> AttestationDocument:
+    """Decodes and schema-checks an attestation document. NOTHING IS VERIFIED.
+
+    The result may have been made by anyone: its signature, certificates,
+    time and measurements are unchecked, so never act on it. Use it to
+    inspect a document; use :func:`nitro_attest.verify` to trust one.
+
+    Raises :class:`~nitro_attest.MalformedDocument` (codes ``size``, ``cbor``,
+    ``cose``, ``schema``; ``schema`` too for a NitroTPM document, which
+    :func:`nitro_attest.nitrotpm.parse_nitrotpm` reads) or, for an unparsable
+    certificate, :class:`~nitro_attest.CertificateInvalid` (``certificate``).
+    """
+    fields, pcrs = _signed_fields(data, _ENCLAVE_PCRS_KEY)
+    return AttestationDocument(pcrs=_PCRs(pcrs), **fields)
+
+
+# A COSE_Sign1 is a 4-element array (0x84), tagged 18 (0xd2) by some producers.
+_COSE_STARTS = (0x84, 0xD2)
+_HEX_TEXT = re.compile(r"[0-9a-fA-F]*")
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+# Room for base64 (4/3) or hex (2x) of the largest document, with whitespace.
+MAX_ENCODED_SIZE = 4 * _cbor.MAX_DOCUMENT_SIZE
+
+
+def _looks_like_cose(data: bytes) -> bool:
+    return bool(data) and data[0] in _COSE_STARTS
+
+
+def document_bytes(value: bytes | bytearray | memoryview | str | os.PathLike[str]) -> bytes:
+    """The raw CBOR of a document given raw, as hex, as base64, or as a file holding any of those.
+
+    Enclaves and services pass documents around in several encodings; this
+    is the one reading of all of them: raw CBOR as is; otherwise hex (an
+    optional ``0x``), then base64 (standard or URL-safe, padded or not),
+    whitespace ignored. A decoding counts only when it yields something that
+    starts like a COSE_Sign1, so text that happens to be valid base64 is
+    reported as "not a document" rather than reaching the parser as noise. A
+    :class:`os.PathLike` is read (at most :data:`MAX_ENCODED_SIZE` bytes);
+    a ``str`` is always the document's text, never a file name.
+
+    Nothing is verified or even parsed: pass the result to
+    :func:`nitro_attest.verify`. Raises :class:`~nitro_attest.MalformedDocument`
+    (``size`` when empty or too large, ``cbor`` when no encoding yields a
+    document), :class:`OSError` when the file cannot be read, and
+    :class:`TypeError` for another type.
+    """
+    if isinstance(value, os.PathLike):
+        with open(value, "rb") as stream:
+            data = stream.read(MAX_ENCODED_SIZE + 1)
+        if len(data) > MAX_ENCODED_SIZE:
+            raise MalformedDocument("size", f"{os.fspath(value)} is larger than {MAX_ENCODED_SIZE} bytes")
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "replace")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = value if type(value) is bytes else bytes(memoryview(value)[: MAX_ENCODED_SIZE + 1])
+    else:
+        raise TypeError(f"a document must be bytes, str or a path, not {type(value).__name__}")
+    if _looks_like_cose(data):
+        return data  # raw CBOR: parse() and verify() judge its size like any other document's
+    if len(data) > MAX_ENCODED_SIZE:
+        raise MalformedDocument(
+            "size", f"the input is larger than {MAX_ENCODED_SIZE} bytes: not an attestation document"
+        )
+    if not data.strip():
+        raise MalformedDocument("size", "the input is empty")
+    try:
+        compact = "".join(data.decode("ascii").split())
+    except UnicodeDecodeError:
+        compact = ""
+    hex_text = compact[2:] if compact[:2].lower() == "0x" else compact
+    if hex_text and len(hex_text) % 2 == 0 and _HEX_TEXT.fullmatch(hex_text):
+        decoded = bytes.fromhex(hex_text)
+        if _looks_like_cose(decoded):
+            return decoded
+    if compact and _BASE64_TEXT.fullmatch(compact):
+        standard = compact.rstrip("=").replace("-", "+").replace("_", "/")
+        try:
+            decoded = base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+        except binascii.Error:
+            decoded = b""
+        if _looks_like_cose(decoded):
+            return decoded
+    raise MalformedDocument(
+        "cbor",
+        "not an attestation document: not raw CBOR (a COSE_Sign1 starts with byte 0x84 or 0xd2; "
+        f"this starts with 0x{data[0]:02x}), nor hex or base64 of one",
     )
