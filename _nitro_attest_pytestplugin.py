@@ -13,6 +13,10 @@ changes the PKI the others use):
 - ``nitro_test_pki``: the deterministic look-alike test PKI, a
   :class:`nitro_attest.testing.TestPKI` (never AWS: its documents never verify
   against the AWS root).
+- ``nitro_enclave_key``: the enclave's RSA key, a
+  :class:`nitro_attest.recipient.EnclaveKey` (2048 bits); its public key is in
+  every ``nitro_document`` document, so what a service seals to a document
+  (:func:`nitro_attest.recipient.seal`) opens with ``nitro_enclave_key.open``.
 - ``nitro_document``: a :class:`nitro_attest.testing.DocumentFactory` on that
   PKI, ``nitro_document(nonce=..., pcrs=..., broken="signature")`` -> bytes.
 - ``nitro_roots``: what to pass as ``verify(..., roots=)`` for those documents.
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
 
     from cryptography import x509
 
+    from nitro_attest.recipient import EnclaveKey
     from nitro_attest.testing import DocumentFactory, TestPKI
 
 __all__ = ["AWS_VECTORS_ENV", "AWS_VECTORS_MARKER", "AWS_VECTORS_OPTION"]
@@ -148,11 +153,22 @@ def nitro_test_pki() -> TestPKI:
 
 
 @pytest.fixture(scope="session")
-def nitro_document(nitro_test_pki: TestPKI) -> DocumentFactory:
-    """Makes attestation documents from ``nitro_test_pki``: ``nitro_document(nonce=b"...", broken=...)``."""
+def nitro_enclave_key() -> EnclaveKey:
+    """The enclave's key pair: its public key is in ``nitro_document``'s documents; ``.open`` reads sealed secrets."""
+    from nitro_attest.recipient import EnclaveKey  # noqa: PLC0415 -- imported when used
+
+    return EnclaveKey.generate()
+
+
+@pytest.fixture(scope="session")
+def nitro_document(nitro_test_pki: TestPKI, nitro_enclave_key: EnclaveKey) -> DocumentFactory:
+    """Makes attestation documents from ``nitro_test_pki``: ``nitro_document(nonce=b"...", broken=...)``.
+
+    They carry ``nitro_enclave_key``'s public key unless the call passes another ``public_key``.
+    """
     from nitro_attest.testing import DocumentFactory  # noqa: PLC0415 -- imported when used
 
-    return DocumentFactory(nitro_test_pki)
+    return DocumentFactory(nitro_test_pki, public_key=nitro_enclave_key.public_key_der)
 
 
 @pytest.fixture(scope="session")

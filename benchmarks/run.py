@@ -79,7 +79,7 @@ from worst_case import run as run_worst_case
 import nitro_attest
 
 try:  # the P-384 backends, once the library has them
-    from nitro_attest import backend as backend_module
+    from nitro_attest import _backend as backend_module
 except ImportError:
     backend_module = None  # type: ignore[assignment]
 
@@ -177,7 +177,7 @@ def _raw_rows(workload: str, jobs: list[RawJob]) -> list[Row]:
     except InvalidSignature:
         rows[0].skip = "a job did not verify (bug in the benchmark)"
     if backend_module is None:
-        rows.append(Row(workload, "P-384 raw: nitro_attest.backend", "verifs/s", None, skip="not available yet"))
+        rows.append(Row(workload, "P-384 raw: nitro_attest._backend", "verifs/s", None, skip="not available yet"))
         return rows
     job_type = backend_module.P384Job
     backend_jobs = [job_type(job.point, job.message, job.raw_signature) for job in jobs]
@@ -615,7 +615,7 @@ def _header(rounds: int) -> datetime:
         backends = ", ".join(backend_module.available_backends())
         print(f"P-384 backends: {backends}; default BACKEND={backend_module.BACKEND}")
     else:
-        print("P-384 backends: nitro_attest.backend not available yet")
+        print("P-384 backends: nitro_attest._backend not available yet")
     print(f"caches cleared for 'cold': {', '.join(name for name, _ in _find_caches()) or 'none found'}")
     print(f"rounds: {rounds} per workload, rotated order; ratios are medians of per-round ratios\n")
     return began
@@ -700,7 +700,9 @@ def _stages(stream: Stream, rounds: int = 5) -> list[str]:
     internal stage functions; when they change, says so instead.
     """
     try:
-        from nitro_attest import _verify, chain, cose  # noqa: PLC0415 (internal, may change)
+        from nitro_attest import _chain as chain  # noqa: PLC0415 (internal, may change)
+        from nitro_attest import _cose as cose  # noqa: PLC0415
+        from nitro_attest import _verify  # noqa: PLC0415
 
         documents = [nitro_attest.parse(data) for data in stream.documents]
 

@@ -57,7 +57,7 @@ from _common import (  # first: puts this checkout's nitro_attest on the path
 from cryptography import x509
 
 import nitro_attest
-from nitro_attest import backend
+from nitro_attest import _backend as backend
 from nitro_attest._cbor import MAX_ITEMS
 from nitro_attest.testing import DEFAULT_PCRS, Raw, TestPKI, derive_key, long_chain, padded_to
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 import nitro_attest
 from nitro_attest import AttestationDocument
-from nitro_attest.backend import P384_ORDER
+from nitro_attest._backend import P384_ORDER
 from nitro_attest.testing import TestPKI
 
 __all__ = [

@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from nitro_attest import backend
-from nitro_attest.backend import P384_ORDER, P384Job, verify_p384_many
+from nitro_attest import _backend as backend
+from nitro_attest._backend import P384_ORDER, P384Job, verify_p384_many
 from nitro_attest.testing import derive_key
 
 __all__ = ["NATIVE_MISSING", "main", "native_available", "own_seeds", "shared_seeds", "test_one_input"]
@@ -173,7 +173,7 @@ def _raw_native(jobs: Sequence[P384Job], reader: ByteReader, workers: int, refer
         if answer is None:
             require(verdict == 0, f"item {index} is malformed ({item!r:.80}) yet the extension said 1")
         else:
-            # nettle 3.8 also rejects one rare kind of valid signature (backend.py asks OpenSSL
+            # nettle 3.8 also rejects one rare kind of valid signature (_backend.py asks OpenSSL
             # again about every rejection): only a nettle "valid" must agree with OpenSSL here.
             require(not verdict or answer, f"item {index}: nettle says valid, cryptography says not")
 

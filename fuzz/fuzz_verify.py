@@ -73,8 +73,8 @@ from cryptography.x509.oid import ExtensionOID
 
 import nitro_attest
 from nitro_attest import AttestationDocument, NitroAttestError, Policy, PolicyViolation
-from nitro_attest.backend import P384_ORDER
-from nitro_attest.chain import LINK_CACHE
+from nitro_attest._backend import P384_ORDER
+from nitro_attest._chain import LINK_CACHE
 from nitro_attest.testing import DEFAULT_MODULE_ID, DEFAULT_PCRS, OMIT, Level, Raw, TestPKI, derive_key
 
 __all__ = ["main", "own_seeds", "shared_seeds", "test_one_input"]

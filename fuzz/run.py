@@ -39,8 +39,10 @@ _FUZZ_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(_FUZZ_DIR))  # the harnesses import their shared module by its bare name
 
 import _fuzz_common  # noqa: E402
+import fuzz_eif  # noqa: E402
 import fuzz_native  # noqa: E402
 import fuzz_parse  # noqa: E402
+import fuzz_recipient  # noqa: E402
 import fuzz_verify  # noqa: E402
 
 
@@ -74,6 +76,14 @@ HARNESSES = {
         _never,
     ),
     "native": _Harness("native", _FUZZ_DIR / "fuzz_native.py", fuzz_native.own_seeds, 4096, _native_skip),
+    "recipient": _Harness(
+        "recipient",
+        _FUZZ_DIR / "fuzz_recipient.py",
+        lambda: fuzz_recipient.own_seeds() + fuzz_recipient.shared_seeds(),
+        80000,
+        _never,
+    ),
+    "eif": _Harness("eif", _FUZZ_DIR / "fuzz_eif.py", fuzz_eif.own_seeds, 4096, _never),
 }
 
 _DONE = re.compile(r"^#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)")
@@ -166,7 +176,13 @@ def _run_one(harness: _Harness, workdir: Path, args: argparse.Namespace, extra: 
 
 def _replay(harness: _Harness, directories: Sequence[Path]) -> int:
     """Every file of ``directories`` through the harness in this process; the first finding propagates."""
-    module = {"parse": fuzz_parse, "verify": fuzz_verify, "native": fuzz_native}[harness.name]
+    module = {
+        "parse": fuzz_parse,
+        "verify": fuzz_verify,
+        "native": fuzz_native,
+        "recipient": fuzz_recipient,
+        "eif": fuzz_eif,
+    }[harness.name]
     reason = harness.skip()
     if reason is not None:
         print(f"replay {harness.name}: SKIPPED: {reason}")

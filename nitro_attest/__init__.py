@@ -3,19 +3,24 @@
 >>> import nitro_attest
 >>> document = nitro_attest.verify(data, nitro_attest.Policy({0: expected_pcr0}))  # doctest: +SKIP
 
-:func:`verify` returns a verified :class:`AttestationDocument` or raises a
-:class:`NitroAttestError`; :func:`parse` only decodes (nothing verified).
+:func:`verify` returns a :class:`VerifiedDocument` or raises a
+:class:`NitroAttestError`; :func:`parse` only decodes (nothing verified) and
+returns a plain :class:`AttestationDocument`, which the functions that act on
+trust refuse. Every exception this library raises on purpose derives from
+:class:`Error`.
 """
 
 from . import challenge, kms
+from ._backend import BACKEND
+from ._batch import verify_batch
+from ._chain import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
 from ._verify import CLOCK_SKEW, verify
-from .backend import BACKEND
-from .batch import verify_batch
-from .chain import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
-from .document import PCR_MEANINGS, AttestationDocument, PCRValue, parse
+from .document import PCR_MEANINGS, AttestationDocument, PCRValue, VerifiedDocument, document_bytes, parse
 from .errors import (
     CertificateInvalid,
+    ConfigurationError,
     DocumentTimeInvalid,
+    Error,
     MalformedDocument,
     NitroAttestError,
     PolicyFailure,
@@ -37,7 +42,9 @@ __all__ = [
     "PCR_MEANINGS",
     "AttestationDocument",
     "CertificateInvalid",
+    "ConfigurationError",
     "DocumentTimeInvalid",
+    "Error",
     "KmsDecision",
     "KmsPolicyError",
     "MalformedDocument",
@@ -48,7 +55,9 @@ __all__ = [
     "PolicyFileError",
     "PolicyViolation",
     "SignatureInvalid",
+    "VerifiedDocument",
     "challenge",
+    "document_bytes",
     "dumps_policy",
     "kms",
     "load_policy",

@@ -1,8 +1,8 @@
 """Strict, bounded CBOR decoding of untrusted attestation bytes.
 
 cbor2 builds the values, but first :func:`_check_well_formed` walks the raw
-bytes once (RFC 8949 appendix C) and enforces the profile of DESIGN.md
-section 2: no tags (but one outer COSE tag 18), no floats, no simple values
+bytes once (RFC 8949 appendix C) and enforces the decoding profile
+(docs/concepts.md, "What verify() checks, in order"): no tags (but one outer COSE tag 18), no floats, no simple values
 other than false/true/null, bounded nesting, no trailing bytes, and every
 declared length backed by input. Only then does cbor2 see the bytes, so none
 of its semantic tag decoders (dates, MIME, regexes, shared references) can
@@ -39,7 +39,7 @@ MAX_PAYLOAD_DEPTH = 4
 # payload or the protected header. The scan costs ~1 us per item in Python, so
 # 32 KiB of one-byte items would cost ~30 ms before any signature is checked;
 # a payload with every field at its limit (32 PCRs, 8 bundle certificates) has
-# ~100, the real documents in ../shared at most 57 (and 5 in the envelope).
+# ~100, the 64 real AWS documents we test against at most 57 (and 5 in the envelope).
 MAX_ITEMS = 1024
 
 _COSE_SIGN1_TAG = 18

@@ -3,7 +3,7 @@
  * several threads, with the GIL released. Arithmetic by GNU Nettle/hogweed
  * (LGPL, linked dynamically: -lhogweed -lnettle -lgmp).
  *
- * Only the arithmetic lives here; nitro_attest/backend.py decides what a job
+ * Only the arithmetic lives here; nitro_attest/_backend.py decides what a job
  * is and what a verdict means. Python API (limited API / abi3, CPython >= 3.10):
  *
  *     verify_p384_many(jobs, workers) -> bytes
@@ -96,7 +96,7 @@ static void import_field(mpz_t out, const uint8_t *bytes) {
 
 /* The verdict of one job: 1 only when every check passes and ecdsa_verify returns exactly 1.
  * nettle 3.8 also rejects one kind of valid signature (u1*G == u2*Q, Wycheproof "point
- * duplication during verification"): backend.py asks OpenSSL again about every rejection,
+ * duplication during verification"): _backend.py asks OpenSSL again about every rejection,
  * so no curve arithmetic of our own is needed here. */
 static uint8_t verify_job(const job_t *job) {
     const uint8_t *x = job->point + 1;
@@ -287,7 +287,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module_definition = {
     PyModuleDef_HEAD_INIT,
     "nitro_attest._native",
-    "ECDSA P-384/SHA-384 verification in bulk with GNU Nettle (see nitro_attest.backend).",
+    "ECDSA P-384/SHA-384 verification in bulk with GNU Nettle (see nitro_attest._backend).",
     -1,
     methods,
     NULL,

@@ -1,10 +1,21 @@
-"""The one error family that :func:`nitro_attest.verify` raises.
+"""The library's errors: one root, two branches.
 
-Every rejection is a :class:`NitroAttestError` with a stable, machine-readable
-``code`` (for metrics and alerting) and a message a person can act on (for logs).
-The subclasses group codes by what went wrong, so callers can tell "the enclave
-is not what we expect" (:class:`PolicyViolation`) from "these bytes are not a
-genuine Nitro document" (everything else).
+:class:`Error` is the root: ``except nitro_attest.Error`` catches every "no"
+this library says, and nothing else (a ``TypeError`` for an argument of the
+wrong type is a bug in the caller and stays one). Beneath it:
+
+- :class:`NitroAttestError`, **the evidence was rejected**: an attestation
+  document (the only family :func:`nitro_attest.verify` raises), a KMS
+  ``CiphertextForRecipient`` envelope, an enclave image file. Each carries a
+  stable, machine-readable ``code`` (for metrics and alerting) and a message
+  a person can act on (for logs). Its subclasses group codes by what went
+  wrong, so callers can tell "the enclave is not what we expect"
+  (:class:`PolicyViolation`) from "these bytes are not a genuine Nitro
+  document" (the other document families).
+- :class:`ConfigurationError` (also a ``ValueError``), **what you gave us is
+  not usable**: a KMS key policy (:class:`~nitro_attest.KmsPolicyError`), a
+  policy file (:class:`~nitro_attest.PolicyFileError`), a configuration.
+  Nothing was judged; the message says what to fix.
 """
 
 from __future__ import annotations
@@ -14,7 +25,9 @@ from typing import Any, ClassVar
 
 __all__ = [
     "CertificateInvalid",
+    "ConfigurationError",
     "DocumentTimeInvalid",
+    "Error",
     "MalformedDocument",
     "NitroAttestError",
     "PolicyFailure",
@@ -23,8 +36,24 @@ __all__ = [
 ]
 
 
-class NitroAttestError(Exception):
-    """Base class: the document was rejected.
+class Error(Exception):
+    """The root of every error this library raises on purpose.
+
+    Catch it to handle "nitro_attest said no" in one place; catch
+    :class:`NitroAttestError` (evidence rejected) or :class:`ConfigurationError`
+    (unusable input from the caller) to tell the two apart.
+    """
+
+
+class ConfigurationError(Error, ValueError):
+    """A key policy, policy file or configuration that cannot be used as given.
+
+    Nothing was verified or rejected: the message names what is wrong and where.
+    """
+
+
+class NitroAttestError(Error):
+    """Base class: the evidence (a document, an envelope, an image) was rejected.
 
     ``code`` is one of the family's ``codes``; ``str(error)`` says what was
     wrong and where (which field, certificate or PCR).

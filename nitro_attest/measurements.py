@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .document import PCR_SIZE, PCRValue
+from .keys import load_certificate
 
 __all__ = ["pcr3_for_role", "pcr4_for_instance", "pcr8_for_certificate"]
 
@@ -48,8 +49,6 @@ _ASSUMED_ROLE_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:sts::[0-9]{12}:assumed-role
 _INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 # An enclave's module_id is "<instance id>-enc<enclave id>"; people paste it by mistake.
 _MODULE_ID = re.compile(r"(?P<instance>i-(?:[0-9a-f]{8}|[0-9a-f]{17}))-enc[0-9a-f]+")
-_PEM_MARKER = b"-----BEGIN"
-_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
 def _extend_from_zero(data: bytes) -> bytes:
@@ -141,46 +140,6 @@ def pcr4_for_instance(instance_id: str) -> PCRValue:
     raise ValueError(f"{instance_id!r} is not an EC2 instance ID: expected i- and 8 or 17 lower-case hex digits")
 
 
-def _signing_certificate(certificate: bytes | bytearray | memoryview | str | x509.Certificate) -> x509.Certificate:
-    if isinstance(certificate, x509.Certificate):
-        return certificate
-    if isinstance(certificate, str):
-        if "-----BEGIN" not in certificate:
-            raise ValueError(
-                "a certificate given as str must be PEM text (-----BEGIN CERTIFICATE-----); pass DER as bytes"
-            )
-        data = certificate.encode("utf-8")
-    elif isinstance(certificate, (bytes, bytearray, memoryview)):
-        data = bytes(certificate)
-    else:
-        raise TypeError(
-            f"certificate must be PEM or DER bytes, PEM str or x509.Certificate, not {type(certificate).__name__}"
-        )
-    if not data.strip():
-        raise ValueError("the certificate is empty")
-    if _PEM_MARKER in data:
-        try:
-            certificates = x509.load_pem_x509_certificates(data)
-        except ValueError:
-            if _PEM_CERTIFICATE in data:
-                raise ValueError(
-                    "the PEM CERTIFICATE block is damaged: it does not hold an X.509 certificate"
-                ) from None
-            raise ValueError("not a PEM X.509 certificate: no -----BEGIN CERTIFICATE----- block") from None
-        if len(certificates) != 1:
-            # nitro-cli measures the first certificate of the file; a chain here is more often a
-            # mistake (wrong file, wrong order) than intended, and a wrong PCR8 fails silently later.
-            raise ValueError(
-                f"the PEM holds {len(certificates)} certificates; PCR8 measures only the enclave image's "
-                "signing certificate (the first one nitro-cli reads): pass that one alone"
-            )
-        return certificates[0]
-    try:
-        return x509.load_der_x509_certificate(data)
-    except ValueError:
-        raise ValueError("not an X.509 certificate: neither PEM (-----BEGIN CERTIFICATE-----) nor DER") from None
-
-
 def pcr8_for_certificate(certificate: bytes | bytearray | memoryview | str | x509.Certificate) -> PCRValue:
     """PCR8 of enclaves booted from an image file signed with ``certificate``.
 
@@ -211,5 +170,5 @@ def pcr8_for_certificate(certificate: bytes | bytearray | memoryview | str | x50
     Raises :class:`TypeError` for another type and :class:`ValueError` for input
     that is not exactly one X.509 certificate.
     """
-    der = _signing_certificate(certificate).public_bytes(Encoding.DER)
+    der = load_certificate(certificate).public_bytes(Encoding.DER)
     return PCRValue(8, _extend_from_zero(hashlib.sha384(der).digest()))

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias, overload
 
-from .document import MAX_PCR_INDEX, PCR_SIZE, AttestationDocument, PCRValue
+from .document import MAX_PCR_INDEX, PCR_SIZE, AttestationDocument, PCRValue, VerifiedDocument, require_verified
 from .errors import PolicyFailure, PolicyViolation
 from .kms import KeyPolicy, KmsPolicyError, key_policy_pcr_constraints
 
@@ -310,13 +310,30 @@ class Policy:
             )
         )
 
-    def explain(self, document: AttestationDocument, at: datetime | None = None) -> tuple[PolicyFailure, ...]:
+    @overload
+    def explain(
+        self, document: VerifiedDocument, at: datetime | None = None, *, allow_unverified: Literal[False] = False
+    ) -> tuple[PolicyFailure, ...]: ...
+    @overload
+    def explain(
+        self, document: AttestationDocument, at: datetime | None = None, *, allow_unverified: Literal[True]
+    ) -> tuple[PolicyFailure, ...]: ...
+    def explain(
+        self, document: AttestationDocument, at: datetime | None = None, *, allow_unverified: bool = False
+    ) -> tuple[PolicyFailure, ...]:
         """Every constraint ``document`` fails at ``at`` (default now); empty when the policy accepts it.
 
         For :meth:`any_of` policies: empty when one alternative accepts,
-        otherwise the failures of all alternatives.
+        otherwise the failures of all alternatives. ``document`` must come from
+        :func:`nitro_attest.verify` (a :class:`VerifiedDocument`; its own policy
+        may differ from this one): a document from :func:`nitro_attest.parse`
+        is a ``TypeError`` unless ``allow_unverified=True`` says by name that
+        the answer is about measurements nobody has checked.
         """
-        at = at or datetime.now(timezone.utc)
+        checked = require_verified(document, "the policy's document", allow_unverified=allow_unverified)
+        return self._explain(checked, at or datetime.now(timezone.utc))
+
+    def _explain(self, document: AttestationDocument, at: datetime) -> tuple[PolicyFailure, ...]:
         if not self.alternatives:
             return self._failures(document, at)
         failures: list[PolicyFailure] = []
@@ -327,9 +344,18 @@ class Policy:
             failures.extend(dataclasses.replace(failure, alternative=position) for failure in found)
         return tuple(failures)
 
-    def check(self, document: AttestationDocument, at: datetime) -> None:
-        """Raises :class:`PolicyViolation` (with every failure) unless ``document`` is acceptable at ``at``."""
-        failures = self.explain(document, at)
+    @overload
+    def check(self, document: VerifiedDocument, at: datetime, *, allow_unverified: Literal[False] = False) -> None: ...
+    @overload
+    def check(self, document: AttestationDocument, at: datetime, *, allow_unverified: Literal[True]) -> None: ...
+    def check(self, document: AttestationDocument, at: datetime, *, allow_unverified: bool = False) -> None:
+        """Raises :class:`PolicyViolation` (with every failure) unless ``document`` is acceptable at ``at``.
+
+        ``allow_unverified`` as for :meth:`explain`.
+        """
+        failures = self._explain(
+            require_verified(document, "the policy's document", allow_unverified=allow_unverified), at
+        )
         if failures:
             message = "; ".join(
                 failure.message if failure.alternative is None else f"[policy {failure.alternative}] {failure.message}"

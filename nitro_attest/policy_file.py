@@ -68,6 +68,7 @@ from decimal import Decimal
 from typing import Any, Literal, NoReturn, TypeAlias
 
 from .document import MAX_PCR_INDEX, PCR_SIZE
+from .errors import ConfigurationError
 from .kms import KeyPolicy, KmsPolicyError, parse_key_policy
 from .policy import Policy
 
@@ -116,7 +117,7 @@ _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _MAX_AGE_LIMIT = timedelta.max // timedelta(seconds=1) + 1
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(ConfigurationError):
     """A policy file that cannot be read as a policy.
 
     ``str(error)`` is ``"<source>: <where>: <problem>"``: ``source`` is the

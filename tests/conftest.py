@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from nitro_attest import backend
+from nitro_attest import _backend as backend
 from nitro_attest.testing import TestPKI
 
 SHARED_ENV = "NITRO_ATTEST_SHARED"

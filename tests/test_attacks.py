@@ -40,7 +40,7 @@ from nitro_attest import (
     PolicyViolation,
     SignatureInvalid,
 )
-from nitro_attest.chain import LINK_CACHE
+from nitro_attest._chain import LINK_CACHE
 from nitro_attest.testing import DEFAULT_PCRS, Level, Raw, TestPKI, derive_key, encode_map, issue_certificate
 
 pytestmark = pytest.mark.usefixtures("signature_backend")
@@ -53,7 +53,7 @@ FAMILY: Mapping[str, type[NitroAttestError]] = {
     **dict.fromkeys(("pcr", "debug", "nonce", "user_data", "public_key", "stale"), PolicyViolation),
 }
 ACCEPT = None  # the expected "code" of a document that must verify
-N = nitro_attest.backend.P384_ORDER
+N = nitro_attest._backend.P384_ORDER
 PKI = TestPKI.create()
 AT = PKI.document_time
 PIN_PCR0 = Policy({0: DEFAULT_PCRS[0]})

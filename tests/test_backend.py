@@ -1,4 +1,4 @@
-"""nitro_attest.backend: every P-384 backend gives the same verdict for every job, in order.
+"""nitro_attest._backend: every P-384 backend gives the same verdict for every job, in order.
 
 The native (nettle) backend is compared with pyca/cryptography on valid
 signatures and on every way a job can be wrong; its C entry point is also
@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from nitro_attest import backend
-from nitro_attest.backend import P384Job, verify_p384_many
+from nitro_attest import _backend as backend
+from nitro_attest._backend import P384Job, verify_p384_many
 
 ROOT = Path(__file__).resolve().parents[1]
 N = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
@@ -312,7 +312,7 @@ def backend_in_subprocess(env_update: dict[str, str | None]) -> str:
             env.pop(name, None)
         else:
             env[name] = value
-    code = "import nitro_attest, nitro_attest.backend as b; assert nitro_attest.BACKEND == b.BACKEND; print(b.BACKEND)"
+    code = "import nitro_attest, nitro_attest._backend as b; assert nitro_attest.BACKEND == b.BACKEND; print(b.BACKEND)"
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )

@@ -13,10 +13,10 @@ from conftest import manifest_entries, read_vector
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import nitro_attest
-import nitro_attest.batch
+import nitro_attest._batch
 from nitro_attest import AttestationDocument, NitroAttestError, Policy
-from nitro_attest.backend import P384Job
-from nitro_attest.chain import LINK_CACHE, LinkCache
+from nitro_attest._backend import P384Job
+from nitro_attest._chain import LINK_CACHE, LinkCache
 from nitro_attest.testing import TestPKI, derive_key
 
 ANY = Policy.any_enclave(allow_debug=True)
@@ -240,13 +240,13 @@ def test_batch_does_no_signature_work_verify_would_not(monkeypatch: pytest.Monke
     renamed = pki.reissue("leaf", issuer_name=pki.zonal.subject)  # the leaf's issuer name no longer chains
     expired = pki.reissue("instance", not_after=pki.document_time - timedelta(hours=1))
     counted: list[int] = []
-    real = nitro_attest.batch.verify_p384_many
+    real = nitro_attest._batch.verify_p384_many
 
     def counting(jobs: list[P384Job], **options: Any) -> list[bool]:
         counted.append(len(jobs))
         return real(jobs, **options)
 
-    monkeypatch.setattr(nitro_attest.batch, "verify_p384_many", counting)
+    monkeypatch.setattr(nitro_attest._batch, "verify_p384_many", counting)
     results = nitro_attest.verify_batch(
         [renamed.document(), expired.document()], ANY, at=pki.document_time, roots=pki.roots
     )

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from nitro_attest.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, MAX_INPUT_SIZE, main
+from nitro_attest.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, main
+from nitro_attest.cli._common import MAX_INPUT_SIZE
 from nitro_attest.measurements import pcr8_for_certificate
 from nitro_attest.testing import DEFAULT_PCRS, TestPKI
 

@@ -78,7 +78,7 @@ def test_progress_bar_on_a_terminal(
     tmp_path: Path, root_pem: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paths = write_documents(tmp_path / "docs", 3)
-    monkeypatch.setattr(cli, "_PROGRESS_MIN_DOCUMENTS", 2)
+    monkeypatch.setattr(cli.documents, "_PROGRESS_MIN_DOCUMENTS", 2)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     code, _, err = run(capsys, "--root", str(root_pem), *map(str, paths))
     assert code == 0

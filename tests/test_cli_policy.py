@@ -301,7 +301,7 @@ def test_from_document_loads_back_and_accepts(tmp_path: Path, doc_file: Path, ru
     policy = load_policy(path)
     assert isinstance(policy, Policy)
     assert policy == Policy({index: DEFAULT_PCRS[index] for index in (0, 1, 2, 8)})
-    assert policy.explain(parse(doc_file.read_bytes())) == ()
+    assert policy.explain(parse(doc_file.read_bytes()), allow_unverified=True) == ()
 
 
 def test_from_document_default_is_json(doc_file: Path, run: Any) -> None:
@@ -350,9 +350,9 @@ def test_from_document_kms_condition_makes_kms_allow(tmp_path: Path, pki: TestPK
         }
     }
     key_policy = _key_policy(condition)
-    assert kms.evaluate(key_policy, parse(doc_file.read_bytes()), principal=ROLE).allowed
+    assert kms.evaluate(key_policy, parse(doc_file.read_bytes()), principal=ROLE, allow_unverified=True).allowed
     other_app = parse(pki.document(pcrs={**DEFAULT_PCRS, 2: bytes.fromhex(OTHER)}))
-    assert not kms.evaluate(key_policy, other_app, principal=ROLE).allowed
+    assert not kms.evaluate(key_policy, other_app, principal=ROLE, allow_unverified=True).allowed
 
 
 def test_from_document_kms_with_chosen_pcrs(doc_file: Path, run: Any) -> None:
@@ -377,7 +377,7 @@ def test_from_document_allow_debug(tmp_path: Path, debug_file: Path, run: Any) -
     policy = load_policy(path)
     assert isinstance(policy, Policy)
     assert policy.allow_debug
-    assert policy.explain(parse(debug_file.read_bytes())) == ()
+    assert policy.explain(parse(debug_file.read_bytes()), allow_unverified=True) == ()
     kms_result = run("policy", "from-document", debug_file, "--allow-debug", "--kms")
     assert kms_result.code == EXIT_OK
     assert "KMS does not know debug mode" in kms_result.err

@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from nitro_attest import MalformedDocument, cose
+from nitro_attest import MalformedDocument
+from nitro_attest import _cose as cose
+from nitro_attest._backend import P384Job, verify_p384_many
 from nitro_attest._cbor import decode_envelope
-from nitro_attest.backend import P384Job, verify_p384_many
 
 # sign1-tests file -> (code, the Nitro rule that rejects it). Every one of them
 # also carries a non-empty unprotected header ({4: kid}); the rule named is the

@@ -31,12 +31,13 @@ with warnings.catch_warnings():
     except (ImportError, RuntimeError) as error:  # RuntimeError: Starlette found neither httpx nor httpx2
         pytest.skip(f"FastAPI's TestClient is unavailable: {error}", allow_module_level=True)
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import nitro_attest
 from nitro_attest.challenge import Challenger, MemoryChallengeStore, RedisChallengeStore
 from nitro_attest.policy_file import dumps_policy
+from nitro_attest.recipient import EnclaveKey, inspect
 from nitro_attest.testing import DEFAULT_PCRS, TestPKI
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "fastapi_service"
@@ -122,9 +123,11 @@ def post_document(client: TestClient, document: bytes) -> Any:
 
 
 def decrypt(enclave_key: rsa.RSAPrivateKey, body: dict[str, Any]) -> bytes:
-    assert body["encryption"] == "RSAES-OAEP-SHA-256"
-    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-    return enclave_key.decrypt(base64.b64decode(body["encrypted_secret"]), oaep)
+    """The enclave's side: open the sealed secret, a KMS-layout envelope, with the enclave's key."""
+    assert body["sealing"].startswith("KMS CiphertextForRecipient")
+    sealed = base64.b64decode(body["sealed_secret"])
+    assert inspect(sealed).key_id == EnclaveKey(enclave_key).key_id
+    return EnclaveKey(enclave_key).open(sealed)
 
 
 def assert_refused(response: Any, status: int, code: str, words: str = "") -> None:
@@ -132,7 +135,7 @@ def assert_refused(response: Any, status: int, code: str, words: str = "") -> No
     body = response.json()
     assert body["code"] == code, body
     assert words in body["error"], body
-    assert "encrypted_secret" not in body
+    assert "sealed_secret" not in body
 
 
 # --- Accepted ----------------------------------------------------------------------------------------
@@ -199,9 +202,14 @@ def test_document_without_nonce_is_refused(client: TestClient, pki: TestPKI, enc
     assert_refused(post_document(client, pki.document(public_key=public_key_der(enclave_key))), 403, "nonce")
 
 
-def test_forged_signature_is_refused(client: TestClient, pki: TestPKI, enclave_key: rsa.RSAPrivateKey) -> None:
-    document = answer(client, pki, enclave_key, signature=lambda signature: signature[:-1] + b"\x00")
-    assert_refused(post_document(client, document), 403, "signature")
+def test_forged_signature_is_refused(
+    client: TestClient, pki: TestPKI, enclave_key: rsa.RSAPrivateKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One bit flipped: setting the last byte to 0 would leave one signature in 256 unchanged.
+    document = answer(client, pki, enclave_key, signature=lambda sig: sig[:-1] + bytes([sig[-1] ^ 0x01]))
+    with caplog.at_level("WARNING", logger="nitro_attest.example"):
+        assert_refused(post_document(client, document), 403, "signature")
+    assert [record.getMessage().split(":")[0] for record in caplog.records] == ["refused 403 [signature]"]
 
 
 def test_document_under_another_root_is_refused(
@@ -215,10 +223,10 @@ def test_document_under_another_root_is_refused(
 @pytest.mark.parametrize(
     ("public_key", "words"),
     [
-        (None, "carries no public key"),
-        (b"not DER", "not a DER public key"),
+        (None, "carries no public_key"),
+        (b"not DER", "not a SubjectPublicKeyInfo"),
         ("ec", "not an RSA key"),
-        ("rsa-1024", "not an RSA key of 2048+ bits"),
+        ("rsa-1024", "1024-bit RSA key: only 2048, 3072 or 4096"),
     ],
 )
 def test_no_usable_enclave_key_no_secret(client: TestClient, pki: TestPKI, public_key: Any, words: str) -> None:

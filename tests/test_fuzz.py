@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 import nitro_attest
 from nitro_attest import CertificateInvalid, MalformedDocument, NitroAttestError, Policy
-from nitro_attest.backend import P384_ORDER
+from nitro_attest._backend import P384_ORDER
 from nitro_attest.testing import TestPKI
 
 ANY_ENCLAVE = Policy.any_enclave(allow_debug=True)

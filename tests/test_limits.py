@@ -43,11 +43,12 @@ from nitro_attest import (
     SignatureInvalid,
     _cbor,
 )
-from nitro_attest import chain as chain_module
-from nitro_attest import cose as cose_module
+from nitro_attest import _chain as chain_module
+from nitro_attest import _cose as cose_module
 from nitro_attest import document as document_module
-from nitro_attest.chain import LINK_CACHE, LinkCache
-from nitro_attest.cli import EXIT_REJECTED, EXIT_USAGE, MAX_INPUT_SIZE, main
+from nitro_attest._chain import LINK_CACHE, LinkCache
+from nitro_attest.cli import EXIT_REJECTED, EXIT_USAGE, main
+from nitro_attest.cli._common import MAX_INPUT_SIZE
 from nitro_attest.testing import DEFAULT_PCRS, LongChain, Raw, TestPKI, long_chain, padded_to
 
 FAMILY: Mapping[str, type[NitroAttestError]] = {

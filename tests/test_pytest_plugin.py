@@ -154,6 +154,17 @@ def test_one_pki_behind_every_fixture(nitro_test_pki, nitro_document, nitro_root
     assert nitro_verification_time == nitro_test_pki.document_time == nitro_document.verification_time
 
 
+def test_a_secret_sealed_to_a_document_opens_with_the_enclave_key(
+    nitro_document, nitro_enclave_key, nitro_roots, nitro_verification_time
+):
+    from nitro_attest.recipient import seal
+
+    data = nitro_document(pcrs={0: "ab" * 48}, nonce=b"n")
+    document = nitro_attest.verify(data, POLICY, at=nitro_verification_time, roots=nitro_roots)
+    assert document.public_key == nitro_enclave_key.public_key_der
+    assert nitro_enclave_key.open(seal(b"db password", document)) == b"db password"
+
+
 @pytest.mark.nitro_aws_vectors
 def test_real_documents(nitro_aws_documents):
     raise AssertionError("skipped without --nitro-vectors")
@@ -163,7 +174,7 @@ def test_real_documents(nitro_aws_documents):
 def test_a_real_run_loads_the_plugin_through_its_entry_point(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_service=SERVICE_TESTS)
     result = pytester.runpytest_subprocess("-ra", "--strict-markers")
-    result.assert_outcomes(passed=2 + len(BREAKAGE_CODES), skipped=1)
+    result.assert_outcomes(passed=3 + len(BREAKAGE_CODES), skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED * needs real AWS Nitro attestation documents: pass --nitro-vectors=DIR *"])
 
 

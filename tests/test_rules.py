@@ -42,7 +42,7 @@ FAMILY: Mapping[str, type[NitroAttestError]] = {
     "time": DocumentTimeInvalid,
     **dict.fromkeys(("pcr", "debug", "nonce", "user_data", "public_key", "stale"), PolicyViolation),
 }
-P384_ORDER = nitro_attest.backend.P384_ORDER
+P384_ORDER = nitro_attest._backend.P384_ORDER
 PIN_PCR0 = Policy({0: DEFAULT_PCRS[0]})
 ZERO = bytes(48)
 DEBUG_PCRS = {**DEFAULT_PCRS, 0: ZERO, 1: ZERO, 2: ZERO}

@@ -32,7 +32,7 @@ from nitro_attest.testing import (
     encode_map,
 )
 
-P384_ORDER = nitro_attest.backend.P384_ORDER
+P384_ORDER = nitro_attest._backend.P384_ORDER
 BC, KU, SKI, AKI, CRL = (
     ExtensionOID.BASIC_CONSTRAINTS,
     ExtensionOID.KEY_USAGE,
@@ -353,8 +353,8 @@ def test_protected_and_payload_bytes_are_signed(pki: TestPKI) -> None:
         protected, _, payload, signature = envelope_of(data)
         assert isinstance(protected, bytes) and isinstance(payload, bytes) and isinstance(signature, bytes)
         point = leaf_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-        job = nitro_attest.backend.P384Job(point, cbor2.dumps(["Signature1", protected, b"", payload]), signature)
-        assert nitro_attest.backend.verify_p384_many([job]) == [True]
+        job = nitro_attest._backend.P384Job(point, cbor2.dumps(["Signature1", protected, b"", payload]), signature)
+        assert nitro_attest._backend.verify_p384_many([job]) == [True]
 
 
 def test_signature_hook_edits_after_signing(pki: TestPKI) -> None:

@@ -27,8 +27,10 @@ import pytest
 from cryptography import x509
 
 import nitro_attest
-from nitro_attest import AttestationDocument, NitroAttestError, Policy, chain, cose, document
-from nitro_attest.chain import LINK_CACHE, LinkCache
+from nitro_attest import AttestationDocument, NitroAttestError, Policy, document
+from nitro_attest import _chain as chain
+from nitro_attest import _cose as cose
+from nitro_attest._chain import LINK_CACHE, LinkCache
 from nitro_attest.testing import DEFAULT_PCRS, TestPKI, derive_key
 
 THREADS = 16

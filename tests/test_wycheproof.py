@@ -20,8 +20,9 @@ from conftest import absent_reason, as_params, shared_path
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
-from nitro_attest import backend, cose
-from nitro_attest.chain import raw_signature
+from nitro_attest import _backend as backend
+from nitro_attest import _cose as cose
+from nitro_attest._chain import raw_signature
 
 FILES = {
     "p1363": "wycheproof/ecdsa_secp384r1_sha384_p1363_test.json",
@@ -37,7 +38,7 @@ def check(backend_name: str, encoding: str, key: ec.EllipticCurvePublicKey, mess
     """The library's own path for ``encoding`` on one backend.
 
     Raw ``r || s`` goes to the backend as COSE's does; DER first through
-    :func:`nitro_attest.chain.raw_signature`, as certificate links do.
+    :func:`nitro_attest._chain.raw_signature`, as certificate links do.
     """
     raw = signature if encoding == "p1363" else raw_signature(signature)
     if raw is None:

@@ -7,7 +7,7 @@ Each limbo case runs once per algorithm pin, as one parameter named by its limbo
   with the Nitro profile's where ``nitro_profile_overrides.json`` or the
   references in :data:`PROFILE_DIFFERENCES` say it differs. The relaxed pin is
   defined here, never in the package, and runs through the private
-  ``nitro_attest.chain._validate_path``, which has no cache; here every
+  ``nitro_attest._chain._validate_path``, which has no cache; here every
   relaxed run happens with ``LINK_CACHE`` replaced by a tripwire, so a run
   that touched it would fail.
 - ``nitro``: the real pin (ecdsa-with-SHA384 by P-384 keys, on our backends).
@@ -51,8 +51,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import SignatureAlgorithmOID
 
 import nitro_attest
-from nitro_attest import CertificateInvalid, MalformedDocument, NitroAttestError, Policy, chain
-from nitro_attest.chain import CLOCK_SKEW, LINK_CACHE
+from nitro_attest import CertificateInvalid, MalformedDocument, NitroAttestError, Policy
+from nitro_attest import _chain as chain
+from nitro_attest._chain import CLOCK_SKEW, LINK_CACHE
 from nitro_attest.document import MAX_CERTIFICATE_SIZE, _load_certificate
 from nitro_attest.testing import DEFAULT_PCRS, TestPKI, derive_key
 
@@ -159,7 +160,7 @@ RELAXED_SKIPS: Mapping[str, str] = {
 
 _SKEW_REFERENCE = (
     "clock skew: a certificate not yet valid by at most CLOCK_SKEW (60 s) passes (README 'What verify() "
-    "checks', nitro_attest.chain.CLOCK_SKEW; DESIGN.md section 4)"
+    "checks', nitro_attest._chain.CLOCK_SKEW; DESIGN.md section 4)"
 )
 
 #: id -> (the profile's expected result, why). The skew cases are also checked to fail once the skew is used up.

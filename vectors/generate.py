@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtensionOID, ObjectIdentifier
 
 from nitro_attest import AWS_NITRO_ROOT_G1, CLOCK_SKEW, errors
-from nitro_attest.backend import P384_ORDER
+from nitro_attest._backend import P384_ORDER
 from nitro_attest.testing import DEFAULT_PCRS, OMIT, Raw, TestPKI, derive_key, encode_map
 
 __all__ = ["PolicySpec", "Vector", "build_vectors", "generate"]

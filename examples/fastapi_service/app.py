@@ -4,8 +4,11 @@
 attestation document carrying that nonce and its own RSA public key, and sends
 it to ``POST /attest``; if the document verifies under the configured policy
 and the nonce is consumed for the first time, the service returns the secret
-encrypted to that public key (RSAES-OAEP with SHA-256, as AWS KMS does for
-enclaves), so the parent instance that relays the traffic cannot read it.
+sealed to that public key with :func:`nitro_attest.recipient.seal`: the
+envelope AWS KMS answers to enclaves (``CiphertextForRecipient``), which the
+enclave opens with its :class:`~nitro_attest.recipient.EnclaveKey` (or the
+Nitro Enclaves SDK's kmstool), and the parent instance that relays the traffic
+cannot read. Every rejection is logged at warning level with its code.
 
 Run it with ``uvicorn app:create_app --factory --app-dir examples/fastapi_service``;
 the configuration comes from the environment (see :func:`config_from_environment`
@@ -18,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -25,8 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 import nitro_attest
 from nitro_attest.challenge import Challenger, MemoryChallengeStore, RedisChallengeStore, check_policy
 from nitro_attest.policy_file import load_policy
+from nitro_attest.recipient import RecipientError, seal
 
 #: A document is at most 32 KiB; base64 in JSON makes that about 44 KiB.
 MAX_REQUEST_BYTES = 64 * 1024
@@ -41,9 +44,10 @@ MAX_REQUEST_BYTES = 64 * 1024
 REDIS_PREFIX = "nitro_attest_example:challenge:"
 #: Seconds to wait for Redis before answering 503, rather than holding a worker thread.
 REDIS_TIMEOUT = 2.0
-#: The smallest RSA key the secret is encrypted to (AWS KMS requires 2048-bit keys of enclaves too).
-MIN_RSA_BITS = 2048
-ENCRYPTION = "RSAES-OAEP-SHA-256"
+#: How the secret comes back: the format of a KMS ``CiphertextForRecipient``.
+SEALING = "KMS CiphertextForRecipient (CMS EnvelopedData, RSAES-OAEP-SHA-256, AES-256-CBC)"
+
+_log = logging.getLogger("nitro_attest.example")
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ def config_from_environment(environ: Mapping[str, str] = os.environ) -> ServiceC
 
 
 def _refusal(status: int, code: str, message: str) -> JSONResponse:
+    # The reason a client was refused is what an operator needs first when an enclave cannot get its secret.
+    _log.warning("refused %d [%s]: %s", status, code, message)
     return JSONResponse({"code": code, "error": message}, status_code=status)
 
 
@@ -143,18 +149,12 @@ def _document_bytes(request: Request, body: bytes) -> bytes:
         raise RequestRefused(400, "request", "document is not valid base64") from None
 
 
-def _encrypt_to_enclave(document: nitro_attest.AttestationDocument, secret: bytes) -> bytes:
-    """``secret`` encrypted to the RSA public key the enclave put into its (verified) document."""
-    if not document.public_key:
-        raise RequestRefused(403, "public_key", "the document carries no public key to encrypt the secret to")
+def _seal_to_enclave(document: nitro_attest.VerifiedDocument, secret: bytes) -> bytes:
+    """``secret`` sealed to the RSA public key the enclave put into its (verified) document."""
     try:
-        key = serialization.load_der_public_key(document.public_key)
-    except (ValueError, TypeError):
-        raise RequestRefused(403, "public_key", "the document's public_key is not a DER public key") from None
-    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < MIN_RSA_BITS:
-        raise RequestRefused(403, "public_key", f"the document's public_key is not an RSA key of {MIN_RSA_BITS}+ bits")
-    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-    return key.encrypt(secret, oaep)
+        return seal(secret, document)
+    except RecipientError as error:  # no public key, not RSA, not 2048/3072/4096 bits
+        raise RequestRefused(403, "public_key", error.message) from None
 
 
 def create_app(config: ServiceConfig | None = None) -> FastAPI:
@@ -191,10 +191,10 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         data = _document_bytes(request, await _read_body(request))
         # Verification is CPU work and a Redis round trip: keep it off the event loop.
         document = await run_in_threadpool(config.challenger.verify, data, config.policy, roots=config.roots)
-        encrypted = _encrypt_to_enclave(document, config.secret)
+        sealed = _seal_to_enclave(document, config.secret)
         return {
-            "encrypted_secret": base64.b64encode(encrypted).decode(),
-            "encryption": ENCRYPTION,
+            "sealed_secret": base64.b64encode(sealed).decode(),
+            "sealing": SEALING,
             "module_id": document.module_id,
         }
 

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 import nitro_attest
+from nitro_attest.recipient import EnclaveKey
 from nitro_attest.testing import DEFAULT_PCRS, TestPKI
 
 
@@ -53,13 +54,13 @@ def enclave_answer(http: HttpClient, pki: TestPKI, enclave_key: rsa.RSAPrivateKe
 
 
 def release_secret(http: HttpClient, document: bytes, enclave_key: rsa.RSAPrivateKey) -> tuple[int, Any]:
-    """Sends the document; on success decrypts the secret inside the enclave. (status, secret or error body)."""
+    """Sends the document; on success opens the sealed secret inside the enclave. (status, secret or error body)."""
     response = http.post("/attest", json={"document": base64.b64encode(document).decode()})
     body = response.json()
     if response.status_code != 200:
         return response.status_code, body
-    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-    return 200, enclave_key.decrypt(base64.b64decode(body["encrypted_secret"]), oaep)
+    # The envelope is what KMS answers with Recipient=: inside a real enclave, kmstool opens it too.
+    return 200, EnclaveKey(enclave_key).open(base64.b64decode(body["sealed_secret"]))
 
 
 def setup(directory: Path) -> None:

@@ -1,6 +1,6 @@
 """Trust roots and path validation: AWS Nitro root -> cabundle -> enclave leaf.
 
-The rules are DESIGN.md section 3, in the profile AWS actually issues: a
+The rules (docs/concepts.md, "The certificate chain") are those of the profile AWS actually issues: a
 fixed-order path, every certificate P-384 and ecdsa-with-SHA384, CA
 constraints as RFC 5280 has them, and no trust in anything the document
 carries except by byte-equality of ``cabundle[0]`` with a pinned root.
@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
-from .backend import P384Job, verify_p384_many
-from .cose import is_p384_key, p384_point
+from ._backend import P384Job, verify_p384_many
+from ._cose import is_p384_key, p384_point
 from .document import AttestationDocument
 from .errors import CertificateInvalid
 
@@ -235,7 +235,7 @@ def _nitro_signed(issuer: x509.Certificate, subject: x509.Certificate) -> bool:
     return job is not None and verify_p384_many([job])[0]
 
 
-#: DESIGN.md section 3: every signature ecdsa-with-SHA384 by a P-384 key, checked by our backends.
+#: The chain profile: every signature ecdsa-with-SHA384 by a P-384 key, checked by our backends.
 _NITRO_PIN = _AlgorithmPin("nitro", _nitro_key_problem, _nitro_signed)
 
 

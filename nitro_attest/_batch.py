@@ -19,11 +19,11 @@ from typing import TypeAlias
 
 from cryptography import x509
 
+from ._backend import P384Job, verify_p384_many
+from ._chain import LinkKey, PathKey, is_trusted_anchor, link_job, pending_links
+from ._cose import document_job
 from ._verify import check_arguments, check_verified_document
-from .backend import P384Job, verify_p384_many
-from .chain import LinkKey, PathKey, is_trusted_anchor, link_job, pending_links
-from .cose import document_job
-from .document import AttestationDocument, parse
+from .document import AttestationDocument, VerifiedDocument, parse
 from .errors import NitroAttestError
 from .policy import Policy
 
@@ -108,11 +108,11 @@ def verify_batch(
     at: datetime | None = None,
     roots: Sequence[x509.Certificate] | None = None,
     workers: int | None = None,
-) -> list[AttestationDocument | NitroAttestError]:
+) -> list[VerifiedDocument | NitroAttestError]:
     """Verifies many documents; one result per document, in order.
 
     Each result is what :func:`nitro_attest.verify` would return for that
-    document (the verified :class:`AttestationDocument`) or raise (the
+    document (a :class:`~nitro_attest.VerifiedDocument`) or raise (the
     :class:`NitroAttestError`, same class and ``code``). A bad document never
     makes the call raise; bad *arguments* do (``TypeError``/``ValueError``),
     as with verify(). ``workers`` is how many cores it may use (default: all):
@@ -143,7 +143,7 @@ def verify_batch(
 
         link_verdicts: dict[LinkKey, bool] = {}
         signature_verdicts: dict[bytes, bool] = {}
-        results: list[AttestationDocument | NitroAttestError] = []
+        results: list[VerifiedDocument | NitroAttestError] = []
         for parsed, step in steps:
             # Steps finish in order, so every link a document needs is known by its own step's end.
             for key, verdict in step.result().items():
@@ -156,7 +156,7 @@ def verify_batch(
                     results.append(document)
                     continue
                 try:
-                    check_verified_document(
+                    verified = check_verified_document(
                         document,
                         policy,
                         at,
@@ -167,5 +167,5 @@ def verify_batch(
                 except NitroAttestError as error:
                     results.append(error)
                 else:
-                    results.append(document)
+                    results.append(verified)
     return results

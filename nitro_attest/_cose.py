@@ -1,6 +1,6 @@
 """COSE_Sign1 signature input and ES384 (ECDSA P-384, SHA-384) verification.
 
-The arithmetic is the backend's (:mod:`nitro_attest.backend`); this module
+The arithmetic is the backend's (:mod:`nitro_attest._backend`); this module
 only decides what is signed (the Sig_structure of RFC 9052 section 4.4, over
 the protected header and payload bytes exactly as received) and which keys
 count.
@@ -16,7 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .backend import P384Job, verify_p384_many
+from ._backend import P384Job, verify_p384_many
 from .document import AttestationDocument
 from .errors import SignatureInvalid
 

@@ -1,0 +1,15 @@
+# Typed stub for the optional C extension (nitro_attest/_native.c), built when
+# the nettle headers are present; nitro_attest._backend loads it when it exists.
+from collections.abc import Sequence
+
+#: The most threads verify_p384_many runs on.
+MAX_WORKERS: int
+#: The nettle version the extension was built against ("major.minor").
+NETTLE_VERSION: str
+
+def verify_p384_many(jobs: Sequence[tuple[bytes, bytes, bytes]], workers: int, /) -> bytes:
+    """One byte per ``(public_key, message, signature)`` job: 1 when the ECDSA P-384/SHA-384 signature is valid.
+
+    ``public_key`` is the 97-byte uncompressed SEC1 point, ``signature`` ``r || s`` (96 bytes); runs on
+    ``workers`` threads with the GIL released.
+    """
