@@ -982,8 +982,9 @@ def _read_state(path: Path) -> bytes:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    data = _read_state(path)
     try:
-        value = json.loads(_read_state(path))
+        value = json.loads(data)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ConfigurationError(f"{path}: not JSON") from None
     if not isinstance(value, dict):

@@ -281,10 +281,13 @@ class KmsServer:
         roots_tuple = None if roots is None else tuple(roots)
         self._operations = Operations(self._store, Settings(account, region, roots_tuple), self._audit.warn)
         try:
-            self._server: BaseWSGIServer = make_server(
-                host, port, self._application, threaded=True, request_handler=_RequestHandler
-            )
-        except OSError as error:
+            # Bound here, not by werkzeug, which answers a busy port with sys.exit.
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            with socket.create_server((host, port), family=family) as listener:
+                self._server: BaseWSGIServer = make_server(
+                    host, port, self._application, threaded=True, request_handler=_RequestHandler, fd=listener.fileno()
+                )
+        except OSError as error:  # socket.gaierror included
             self._store.close()
             self._audit.close()
             raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
@@ -296,7 +299,7 @@ class KmsServer:
     @property
     def port(self) -> int:
         """The port listened on (the one picked when ``port=0``)."""
-        return int(self._server.server_port)
+        return int(self._server.port)
 
     @property
     def endpoint_url(self) -> str:
