@@ -517,7 +517,6 @@ def test_unevaluable_deny_with_a_false_condition_does_not_apply(doc: Attestation
     ("operator", "condition_key", "value"),
     [
         ("StringEquals", "kms:EncryptionContext:Department", "IT"),
-        ("StringEquals", "kms:RecipientAttestation:NitroTPMPCR4", pcr_hex(4)),
         ("Bool", key(1), True),  # not a string operator
         ("ArnLike", "aws:PrincipalArn", "arn:aws:iam::*:role/x"),
         ("StringEquals", key(1), "${aws:username}"),  # policy variable

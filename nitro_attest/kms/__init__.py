@@ -1,11 +1,12 @@
 """Evaluate an AWS KMS key policy against a verified attestation document, as KMS would.
 
-:func:`evaluate` answers "would KMS let this enclave use the key?" before the
-policy is deployed: it parses the key policy (:func:`parse_key_policy`, which
-raises :class:`KmsPolicyError` for anything KMS would refuse or this module
-cannot read), evaluates every statement for one action with IAM's rules, and
-returns a :class:`KmsDecision` whose ``reasons`` say, statement by statement
-and condition by condition, what matched and what did not.
+:func:`evaluate` answers "would KMS let this enclave (or NitroTPM instance)
+use the key?" before the policy is deployed: it parses the key policy
+(:func:`parse_key_policy`, which raises :class:`KmsPolicyError` for anything
+KMS would refuse or this module cannot read; JSON text, a mapping or a
+:class:`pathlib.Path`), evaluates every statement for one action with IAM's
+rules, and returns a :class:`KmsDecision` whose ``reasons`` say, statement by
+statement and condition by condition, what matched and what did not.
 
 What is evaluated, and how (IAM semantics, sources below):
 
@@ -37,8 +38,15 @@ What is evaluated, and how (IAM semantics, sources below):
   true [5]. AWS advises against them on single-valued keys, and ``reasons``
   repeat the warning.
 
-The attestation keys [7]: ``kms:RecipientAttestation:ImageSha384`` is PCR0,
-``kms:RecipientAttestation:PCR<n>`` is PCR ``n`` (0..31). Their value in the
+The attestation keys: for a Nitro Enclaves document (from
+:func:`nitro_attest.verify`) [7], ``kms:RecipientAttestation:ImageSha384`` is
+PCR0 and ``kms:RecipientAttestation:PCR<n>`` is PCR ``n`` (0..31); for a
+NitroTPM document (from :func:`~nitro_attest.nitrotpm.verify_nitrotpm`) [8],
+``kms:RecipientAttestation:NitroTPMPCR<n>`` is TPM PCR ``n``. Each kind's keys
+are "effective only when the Recipient parameter specifies" a document of
+that kind, so the other kind's keys are absent from the request: a statement
+that pins ``NitroTPMPCR4`` never allows an enclave, and one that pins
+``ImageSha384`` never allows an instance's TPM. Their value in the
 request is the document's PCR as 96 **lower-case** hex digits: KMS documents
 PCR values as "a lower-case hexadecimal string" [8] and compares them as
 strings, so with the case-sensitive ``StringEquals``/``StringLike`` an
@@ -51,8 +59,8 @@ are absent. A PCR index the document lacks (e.g. PCR16 on most documents) is
 an absent key too.
 
 **Conditions we cannot evaluate.** Any other key (``aws:SourceIp``,
-``kms:ViaService``, ``kms:EncryptionContext:...``, ``kms:CallerAccount``,
-``kms:RecipientAttestation:NitroTPMPCR<n>``...), a non-string operator
+``kms:ViaService``, ``kms:EncryptionContext:...``, ``kms:CallerAccount``...),
+a non-string operator
 (``Bool``, ``IpAddress``, ``Numeric...``) or a value with a policy variable
 (``${...}``) has an unknown result. Each such key is listed in
 ``KmsDecision.unevaluated`` and never assumed true or false: conditions are
@@ -72,9 +80,17 @@ that the document is genuine, then evaluates the key policy on its PCRs. It
 does not reject debug-mode enclaves (their PCR0-2 are zero: a policy that pins
 zeros accepts them), does not bound the document's age (``max_age``), and does
 not check a nonce or user data. ``verify`` does all of that by policy, so a
-document that ``verify`` rejects may still be accepted by KMS. ``allowed`` is
-the key policy's verdict only; KMS also needs the document's ``public_key`` to
-encrypt its answer (``reasons`` note when it is absent).
+document that ``verify`` rejects may still be accepted by KMS.
+
+**Allowed, and would it succeed.** ``KmsDecision.allowed`` is the key
+policy's verdict only. For the attested operations KMS also encrypts its
+answer (``CiphertextForRecipient``) to the document's ``public_key`` with
+RSAES_OAEP_SHA_256, its only recipient algorithm, so a document without a
+DER RSA public key gets an error, not the secret, whatever the policy says.
+``KmsDecision.obstacles`` lists such reasons, the last line of ``reasons``
+says "allowed by ..., but the request would fail: ..." rather than
+"allowed" alone, and ``KmsDecision.would_succeed`` (allowed and no obstacle)
+is the answer to "will the enclave get its secret?".
 
 Sources (AWS documentation):
 
@@ -102,6 +118,7 @@ from ._evaluation import evaluate
 from ._key_policy import (
     ATTESTED_ACTIONS,
     IMAGE_SHA384_KEY,
+    NITROTPM_PCR_KEY_PREFIX,
     Condition,
     Effect,
     KeyPolicy,
@@ -116,6 +133,7 @@ from ._pcr_pins import attestation_condition, key_policy_pcr_constraints, pcr_co
 __all__ = [
     "ATTESTED_ACTIONS",
     "IMAGE_SHA384_KEY",
+    "NITROTPM_PCR_KEY_PREFIX",
     "Condition",
     "Effect",
     "KeyPolicy",

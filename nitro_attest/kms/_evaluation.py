@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, overload
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from .._tpm_document import NitroTPMDocument, VerifiedNitroTPMDocument, require_verified_nitrotpm
 from ..document import AttestationDocument, VerifiedDocument, require_verified
 from ._key_policy import (
     _ARN,
@@ -25,6 +31,9 @@ from ._key_policy import (
 _Relation: TypeAlias = Literal["same", "session", "account", "none"]
 # Three-valued truth: None is "unknown" (a condition we cannot evaluate).
 _Truth: TypeAlias = "bool | None"
+#: What evaluate() judges: a document from either kind of attested environment.
+_Document: TypeAlias = "AttestationDocument | NitroTPMDocument"
+_KeyPolicySource: TypeAlias = "str | bytes | Mapping[str, Any] | KeyPolicy | os.PathLike[str]"
 
 
 @dataclass(frozen=True)
@@ -33,9 +42,12 @@ class _Request:
     principal: str | None
     attested: bool  # the action carries the attestation document, so its keys are in the request
     pcrs: Mapping[int, str]  # lower-case hex, as KMS puts them in the request
+    nitrotpm: bool = False  # the document is a NitroTPM one: its PCRs fill NitroTPMPCR<n>, not PCR<n>
 
-    def value(self, pcr: int) -> str | None:
-        return self.pcrs.get(pcr) if self.attested else None
+    def value(self, condition: Condition) -> str | None:
+        """The request's value of an attestation key; None when absent (another kind's key included)."""
+        pcr = condition.nitrotpm_pcr if self.nitrotpm else condition.pcr
+        return self.pcrs.get(pcr) if self.attested and pcr is not None else None
 
 
 def _all(truths: Iterable[_Truth]) -> _Truth:
@@ -55,8 +67,8 @@ def _show(truth: _Truth) -> str:
 
 @overload
 def evaluate(
-    key_policy: str | bytes | Mapping[str, Any] | KeyPolicy,
-    document: VerifiedDocument,
+    key_policy: _KeyPolicySource,
+    document: VerifiedDocument | VerifiedNitroTPMDocument,
     *,
     action: str = "kms:Decrypt",
     principal: str | None = None,
@@ -64,35 +76,42 @@ def evaluate(
 ) -> KmsDecision: ...
 @overload
 def evaluate(
-    key_policy: str | bytes | Mapping[str, Any] | KeyPolicy,
-    document: AttestationDocument,
+    key_policy: _KeyPolicySource,
+    document: _Document,
     *,
     action: str = "kms:Decrypt",
     principal: str | None = None,
     allow_unverified: Literal[True],
 ) -> KmsDecision: ...
 def evaluate(
-    key_policy: str | bytes | Mapping[str, Any] | KeyPolicy,
-    document: AttestationDocument,
+    key_policy: _KeyPolicySource,
+    document: _Document,
     *,
     action: str = "kms:Decrypt",
     principal: str | None = None,
     allow_unverified: bool = False,
 ) -> KmsDecision:
-    """Would KMS allow ``action`` for an enclave presenting ``document``, under ``key_policy``?
+    """Would KMS allow ``action`` for an enclave or instance presenting ``document``, under ``key_policy``?
 
-    ``document`` must come from :func:`nitro_attest.verify` (a
-    :class:`~nitro_attest.VerifiedDocument`): this function judges the policy,
-    not the document, and KMS evaluates only genuine documents. A document
-    from :func:`nitro_attest.parse` is a ``TypeError`` unless
-    ``allow_unverified=True`` says by name that the answer is about PCRs
-    nobody has checked. ``principal`` is the caller's ARN
+    ``key_policy`` is JSON text, bytes, the decoded mapping, a parsed
+    :class:`KeyPolicy`, or a :class:`pathlib.Path` of a JSON file (a ``str``
+    is always JSON text, never a file name). ``document`` must come from
+    :func:`nitro_attest.verify` (a :class:`~nitro_attest.VerifiedDocument`,
+    whose PCRs fill ``ImageSha384`` and ``PCR<n>``) or
+    :func:`~nitro_attest.nitrotpm.verify_nitrotpm` (a
+    :class:`~nitro_attest.nitrotpm.VerifiedNitroTPMDocument`, whose PCRs fill
+    ``NitroTPMPCR<n>``): this function judges the policy, not the document,
+    and KMS evaluates only genuine documents. A merely parsed document is a
+    ``TypeError`` unless ``allow_unverified=True`` says by name that the
+    answer is about PCRs nobody has checked. ``principal`` is the caller's ARN
     (e.g. the parent instance's role); when None, Principal is not evaluated.
     Raises :class:`KmsPolicyError` for a malformed policy. See the module
     documentation for the rules, and for how unknown conditions are treated:
-    never as allowing.
+    never as allowing. ``allowed`` is the key policy's verdict;
+    :attr:`KmsDecision.would_succeed` also counts the ``obstacles`` that make
+    KMS fail the request anyway (no usable ``public_key`` to encrypt to).
     """
-    require_verified(document, "kms.evaluate's document", allow_unverified=allow_unverified)
+    _require_verified(document, allow_unverified=allow_unverified)
     if not isinstance(action, str) or not re.fullmatch(r"[A-Za-z0-9-]+:[A-Za-z0-9]+", action):
         raise ValueError(f"action must be 'service:Operation' (e.g. 'kms:Decrypt'), got {action!r}")
     if principal is not None and not isinstance(principal, str):
@@ -103,8 +122,10 @@ def evaluate(
         principal=principal,
         attested=action.lower() in ATTESTED_ACTIONS,
         pcrs={index: pcr.hex() for index, pcr in document.pcrs.items()},
+        nitrotpm=isinstance(document, NitroTPMDocument),
     )
     reasons = _notes(document, request)
+    obstacles = _recipient_obstacles(document) if request.attested else ()
     unevaluated: dict[str, str] = {}
     outcomes: list[tuple[Statement, _Truth]] = []
     for statement in policy.statements:
@@ -114,11 +135,27 @@ def evaluate(
             unevaluated.setdefault(key.lower(), key)
         outcomes.append((statement, applies))
     allowed, deciding, summary = _decide(outcomes, action)
+    if allowed and obstacles:
+        # Never "allowed" alone next to a reason the request fails: the verdict and the failure in one line.
+        summary += f", but the request would fail: {'; '.join(obstacles)}"
     reasons.append(summary)
-    return KmsDecision(allowed, deciding, tuple(reasons), tuple(unevaluated.values()))
+    return KmsDecision(allowed, deciding, tuple(reasons), tuple(unevaluated.values()), obstacles)
 
 
-def _notes(document: AttestationDocument, request: _Request) -> list[str]:
+def _require_verified(document: object, *, allow_unverified: bool) -> None:
+    what = "kms.evaluate's document"
+    if isinstance(document, NitroTPMDocument):
+        require_verified_nitrotpm(document, what, allow_unverified=allow_unverified)
+    elif isinstance(document, AttestationDocument):
+        require_verified(document, what, allow_unverified=allow_unverified)
+    else:
+        raise TypeError(
+            f"{what} must be a VerifiedDocument (from nitro_attest.verify) or a VerifiedNitroTPMDocument "
+            f"(from nitro_attest.verify_nitrotpm), not {type(document).__name__}"
+        )
+
+
+def _notes(document: _Document, request: _Request) -> list[str]:
     notes = ["note: Resource is not evaluated: a key policy governs its own key"]
     if request.principal is None:
         notes.append("note: no principal given: Principal and NotPrincipal are not evaluated (assumed to match)")
@@ -127,14 +164,35 @@ def _notes(document: AttestationDocument, request: _Request) -> list[str]:
             f"note: {request.action} does not take an attestation document, so KMS puts no "
             "kms:RecipientAttestation keys in its request: they are absent"
         )
-    elif document.public_key is None:
-        notes.append("note: the document has no public_key: KMS encrypts its response to it, so the call would fail")
-    if document.is_debug:
+    elif request.nitrotpm:
+        notes.append(
+            "note: a NitroTPM document: its PCRs are kms:RecipientAttestation:NitroTPMPCR<n>; "
+            "the Nitro Enclaves keys (ImageSha384, PCR<n>) are absent"
+        )
+    if isinstance(document, AttestationDocument) and document.is_debug:
         notes.append(
             "note: debug-mode enclave (PCR0 is zero): KMS evaluates it like any other, "
             "nitro_attest.verify rejects it unless allow_debug"
         )
     return notes
+
+
+def _recipient_obstacles(document: _Document) -> tuple[str, ...]:
+    """Why KMS could not encrypt its response to the document's ``public_key``: it needs a DER RSA key."""
+    # KMS's only recipient algorithm is RSAES_OAEP_SHA_256, to the document's public_key (a DER
+    # SubjectPublicKeyInfo); without one it has nothing to encrypt the answer to.
+    fails = "KMS encrypts its response (CiphertextForRecipient) to it with RSAES-OAEP"
+    if not document.public_key:
+        shown = "no public_key" if document.public_key is None else "an empty public_key"
+        return (f"the document has {shown}: {fails}",)
+    try:
+        key = load_der_public_key(document.public_key)
+    except (ValueError, UnsupportedAlgorithm):
+        return (f"the document's public_key is not a DER SubjectPublicKeyInfo: {fails}",)
+    if not isinstance(key, rsa.RSAPublicKey):
+        kind = f"an EC ({key.curve.name})" if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
+        return (f"the document's public_key is {kind} key, not RSA: {fails}",)
+    return ()
 
 
 def _evaluate_statement(statement: Statement, request: _Request) -> tuple[_Truth, list[str], list[str]]:
@@ -225,15 +283,15 @@ def _not_principal(relations: set[_Relation], listed: list[str], caller: str) ->
 
 def _evaluate_condition(condition: Condition, request: _Request) -> tuple[_Truth, str]:
     head = f"{condition.operator} {condition.key}"
-    if condition.pcr is None:
-        return None, f"{head}: not evaluated: not a Nitro Enclaves attestation key (unknown, never assumed)"
+    if condition.pcr is None and condition.nitrotpm_pcr is None:
+        return None, f"{head}: not evaluated: not an attestation key (unknown, never assumed)"
     if condition.base in _OTHER_OPERATORS:
         return None, f"{head}: not evaluated: {condition.base} is not a string operator (unknown, never assumed)"
     if any("${" in value for value in condition.values) and condition.base != _NULL:
         return None, f"{head}: not evaluated: a policy variable ${{...}} in {list(condition.values)} (unknown)"
-    actual = request.value(condition.pcr)
+    actual = request.value(condition)
     shown = "absent" if actual is None else actual
-    head += f" (PCR{condition.pcr})"
+    head += f" (PCR{condition.pcr})" if condition.nitrotpm_pcr is None else f" (NitroTPM PCR{condition.nitrotpm_pcr})"
     if condition.base == _NULL:
         truth = any((actual is None) == (value.lower() == "true") for value in condition.values)
         return truth, f"{head}: Null expects {list(condition.values)} (true: absent), actual {shown}: {_show(truth)}"
@@ -243,7 +301,14 @@ def _evaluate_condition(condition: Condition, request: _Request) -> tuple[_Truth
     if actual is None:
         truth = _absent_truth(condition, negated)
         why = "IfExists" if condition.if_exists else condition.qualifier or ("negated" if negated else "positive")
-        return truth, f"{head}: expected {expected}, actual absent ({why} on an absent key): {_show(truth)}"
+        other_kind = ""
+        if request.attested and (condition.nitrotpm_pcr is not None) != request.nitrotpm:
+            other_kind = (
+                "; a NitroTPM key, which an enclave's document never fills"
+                if condition.nitrotpm_pcr is not None
+                else "; a Nitro Enclaves key, which a NitroTPM document never fills"
+            )
+        return truth, f"{head}: expected {expected}, actual absent ({why} on an absent key{other_kind}): {_show(truth)}"
     hit = any(_string_match(positive, value, actual) for value in condition.values)
     truth = hit != negated
     line = f"{head}: expected {expected}, actual {actual}"

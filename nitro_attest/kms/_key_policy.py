@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from ..errors import ConfigurationError
 
 #: The condition key that KMS fills with the enclave image digest: PCR0.
 IMAGE_SHA384_KEY = "kms:RecipientAttestation:ImageSha384"
+#: The prefix of the condition keys KMS fills with a NitroTPM document's PCRs: ``...NitroTPMPCR<n>``.
+NITROTPM_PCR_KEY_PREFIX = "kms:RecipientAttestation:NitroTPMPCR"
 
 #: The KMS operations that take a ``Recipient`` attestation document, the only
 #: ones whose requests carry the ``kms:RecipientAttestation:*`` keys (lower case).
@@ -59,7 +62,7 @@ _KNOWN_BASES = _POSITIVE_STRING_OPERATORS | frozenset(_NEGATED_STRING_OPERATORS)
 
 _ATTESTATION_PREFIX = "kms:recipientattestation:"
 _PCR_KEY = re.compile(r"pcr(0|[1-9][0-9]?)")
-_NITRO_TPM_KEY = re.compile(r"nitrotpmpcr[0-9]+")
+_NITRO_TPM_KEY = re.compile(r"nitrotpmpcr(0|[1-9][0-9]?)")
 _HEX_PCR = re.compile(f"[0-9a-fA-F]{{{2 * PCR_SIZE}}}")
 _ARN = re.compile(r"arn:(?P<partition>[^:]+):(?P<service>[^:]+):(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)")
 
@@ -79,8 +82,9 @@ class Condition:
     ``operator`` is as written (``ForAnyValue:StringEqualsIfExists``);
     ``base`` is the operator without qualifier and ``IfExists``
     (``StringEquals``); ``values`` are the policy's values as strings (JSON
-    ``true`` is ``"true"``). ``pcr`` is the PCR the key names, or None for
-    a key that is not a Nitro Enclaves attestation key.
+    ``true`` is ``"true"``). ``pcr`` is the enclave PCR a Nitro Enclaves key
+    names (``ImageSha384`` is 0), ``nitrotpm_pcr`` the TPM PCR a
+    ``NitroTPMPCR<n>`` key names; both are None for any other key.
     """
 
     operator: str
@@ -90,6 +94,7 @@ class Condition:
     key: str
     values: tuple[str, ...]
     pcr: int | None
+    nitrotpm_pcr: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,20 +148,34 @@ class KmsDecision:
     per statement and per condition (operator, key, expected, actual), and a
     last line with the decision. ``unevaluated`` lists, once each, the
     condition keys of applicable statements that could not be evaluated.
+
+    ``allowed`` is the key policy's verdict. ``obstacles`` says why KMS would
+    fail the request whatever the key policy says (it encrypts its response
+    to the document's ``public_key``, so a document without a usable RSA key
+    gets no answer); :attr:`would_succeed` is both together, the answer to
+    "will the enclave or instance get its secret?".
     """
 
     allowed: bool
     deciding_statement: Statement | None
     reasons: tuple[str, ...]
     unevaluated: tuple[str, ...]
+    obstacles: tuple[str, ...] = ()
+
+    @property
+    def would_succeed(self) -> bool:
+        """True when the key policy allows the request and nothing in ``obstacles`` makes it fail."""
+        return self.allowed and not self.obstacles
 
 
 # --------------------------------------------------------------------------- parsing
 
 
-def parse_key_policy(key_policy: str | bytes | Mapping[str, Any]) -> KeyPolicy:
-    """Validates a key policy (JSON text, UTF-8 bytes, or the decoded mapping).
+def parse_key_policy(key_policy: str | bytes | Mapping[str, Any] | os.PathLike[str]) -> KeyPolicy:
+    """Validates a key policy (JSON text, UTF-8 bytes, the decoded mapping, or a file holding the JSON).
 
+    A ``str`` is always the policy's text, never a file name: pass a
+    :class:`pathlib.Path` to read a file (``OSError`` when it cannot be read).
     Raises :class:`KmsPolicyError` for text that is not JSON, duplicate JSON
     keys (JSON parsers disagree on them), a policy over 32 KB or with
     characters KMS refuses [9], an unknown element, a missing ``Statement``,
@@ -164,12 +183,16 @@ def parse_key_policy(key_policy: str | bytes | Mapping[str, Any]) -> KeyPolicy:
     Action/NotAction, Principal/NotPrincipal or Resource/NotResource, an
     unknown condition operator or attestation key, and malformed values.
     """
-    if isinstance(key_policy, (str, bytes)):
+    if isinstance(key_policy, os.PathLike):
+        with open(key_policy, "rb") as stream:
+            # One byte past the limit is enough to refuse it: a huge file is never read whole.
+            document = _load_json(stream.read(_MAX_POLICY_BYTES + 1))
+    elif isinstance(key_policy, (str, bytes)):
         document = _load_json(key_policy)
     elif isinstance(key_policy, Mapping):
         document = key_policy
     else:
-        raise TypeError(f"key_policy must be JSON text, bytes or a mapping, not {type(key_policy).__name__}")
+        raise TypeError(f"key_policy must be JSON text, bytes, a mapping or a path, not {type(key_policy).__name__}")
     if not isinstance(document, Mapping):
         raise KmsPolicyError(f"a key policy is a JSON object, not {_json_type(document)}")
     unknown = sorted(str(name) for name in document if name not in _POLICY_ELEMENTS)
@@ -351,6 +374,7 @@ def _parse_conditions(raw: object, where: str) -> tuple[Condition, ...]:
                     key=key,
                     values=values,
                     pcr=_key_pcr(key, context),
+                    nitrotpm_pcr=_nitrotpm_pcr(key),
                 )
             )
     return tuple(conditions)
@@ -395,22 +419,35 @@ def _condition_values(value: object, where: str) -> tuple[str, ...]:
 
 
 def _key_pcr(key: str, where: str) -> int | None:
-    """The PCR a Nitro Enclaves attestation key names; None for any other key (not evaluated here)."""
+    """The enclave PCR a Nitro Enclaves attestation key names; None for any other key.
+
+    Raises for a ``kms:RecipientAttestation:`` key that is neither an enclave's nor a NitroTPM's.
+    """
     lowered = key.lower()
     if not lowered.startswith(_ATTESTATION_PREFIX):
         return None
     name = lowered[len(_ATTESTATION_PREFIX) :]
     if name == "imagesha384":
         return 0
-    if _NITRO_TPM_KEY.fullmatch(name):
-        return None  # NitroTPM's keys: a different document, not evaluated here
+    if _nitrotpm_pcr(key) is not None:
+        return None
     match = _PCR_KEY.fullmatch(name)
     if match is None or int(match.group(1)) > MAX_PCR_INDEX:
         raise KmsPolicyError(
             f"{where}: unknown attestation key; Nitro Enclaves has {IMAGE_SHA384_KEY} "
-            f"and kms:RecipientAttestation:PCR0 .. PCR{MAX_PCR_INDEX}"
+            f"and kms:RecipientAttestation:PCR0 .. PCR{MAX_PCR_INDEX}, "
+            f"NitroTPM {NITROTPM_PCR_KEY_PREFIX}0 .. NitroTPMPCR{MAX_PCR_INDEX}"
         )
     return int(match.group(1))
+
+
+def _nitrotpm_pcr(key: str) -> int | None:
+    """The TPM PCR a ``kms:RecipientAttestation:NitroTPMPCR<n>`` key names (0..31); None for any other key."""
+    lowered = key.lower()
+    if not lowered.startswith(_ATTESTATION_PREFIX):
+        return None
+    match = _NITRO_TPM_KEY.fullmatch(lowered[len(_ATTESTATION_PREFIX) :])
+    return None if match is None or int(match.group(1)) > MAX_PCR_INDEX else int(match.group(1))
 
 
 def _glob(pattern: str, text: str, *, ignore_case: bool) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .._tpm_document import TPMPCRValue
 from ..document import PCR_SIZE, PCRValue
 from ._evaluation import _evaluate_principal
 from ._key_policy import (
@@ -13,6 +14,7 @@ from ._key_policy import (
     _NULL,
     _POSITIVE_STRING_OPERATORS,
     IMAGE_SHA384_KEY,
+    NITROTPM_PCR_KEY_PREFIX,
     Condition,
     KeyPolicy,
     KmsPolicyError,
@@ -81,6 +83,10 @@ def _deny_requirement(statement: Statement) -> tuple[int, frozenset[bytes] | Non
 
 def _pinned_values(statement: Statement, condition: Condition) -> tuple[int, frozenset[bytes]]:
     """The PCR a (possibly negated) equality condition pins, and the 48-byte values KMS could match."""
+    if condition.nitrotpm_pcr is not None:
+        raise _inexpressible(
+            statement, condition, "a NitroTPM key: a Policy pins enclave PCRs (NitroTPMPolicy pins TPM PCRs)"
+        )
     if condition.pcr is None:
         raise _inexpressible(statement, condition, "it is not a Nitro Enclaves attestation key")
     if any("${" in value for value in condition.values):
@@ -163,20 +169,32 @@ def key_policy_pcr_constraints(
     return MappingProxyType(dict(sorted(constraints.items())))
 
 
-def attestation_condition(pcrs: Iterable[PCRValue]) -> dict[str, dict[str, str]]:
+def attestation_condition(pcrs: Iterable[PCRValue] | Iterable[TPMPCRValue]) -> dict[str, dict[str, str]]:
     """A key policy ``Condition`` block that pins ``pcrs``, as AWS's examples write it.
 
-    PCR0 becomes ``kms:RecipientAttestation:ImageSha384``, every other PCR
-    ``kms:RecipientAttestation:PCR<n>``; the operator is
-    ``StringEqualsIgnoreCase`` because KMS compares strings and hex is written
-    in either case. The values are taken as given: pin PCRs from a verified
-    document or from the image's own measurements (:mod:`nitro_attest.eif`).
+    For an enclave's PCRs (:class:`~nitro_attest.PCRValue`), PCR0 becomes
+    ``kms:RecipientAttestation:ImageSha384`` and every other PCR
+    ``kms:RecipientAttestation:PCR<n>``; a NitroTPM document's
+    (:class:`~nitro_attest.nitrotpm.TPMPCRValue`) become
+    ``kms:RecipientAttestation:NitroTPMPCR<n>``. One condition pins one kind:
+    KMS fills only the keys of the document's kind, so a mix would never
+    allow. The operator is ``StringEqualsIgnoreCase`` because KMS compares
+    strings and hex is written in either case. The values are taken as given:
+    pin PCRs from a verified document or from the image's own measurements
+    (:mod:`nitro_attest.eif`).
     """
     keys: dict[str, str] = {}
+    kinds: set[bool] = set()  # True: NitroTPM
     for pcr in pcrs:
-        if not isinstance(pcr, PCRValue):
-            raise TypeError(f"pcrs must be PCRValue objects, not {type(pcr).__name__}")
-        key = IMAGE_SHA384_KEY if pcr.index == 0 else f"kms:RecipientAttestation:PCR{pcr.index}"
+        if isinstance(pcr, TPMPCRValue):
+            key = f"{NITROTPM_PCR_KEY_PREFIX}{pcr.index}"
+        elif isinstance(pcr, PCRValue):
+            key = IMAGE_SHA384_KEY if pcr.index == 0 else f"kms:RecipientAttestation:PCR{pcr.index}"
+        else:
+            raise TypeError(f"pcrs must be PCRValue or TPMPCRValue objects, not {type(pcr).__name__}")
+        kinds.add(isinstance(pcr, TPMPCRValue))
+        if len(kinds) > 1:
+            raise ValueError("pcrs mixes an enclave's PCRs and NitroTPM PCRs: no document has both")
         if key in keys:
             raise ValueError(f"PCR{pcr.index} is given twice")
         keys[key] = pcr.hex()
