@@ -112,7 +112,7 @@ class NitroTPMDocument:
     """A decoded NitroTPM attestation document, NOT necessarily verified.
 
     :func:`parse_nitrotpm` returns this class; only
-    :func:`nitro_attest.verify_nitrotpm` returns the verified kind,
+    :func:`~nitro_attest.nitrotpm.verify_nitrotpm` returns the verified kind,
     :class:`VerifiedNitroTPMDocument`, which KMS evaluation requires. It is not
     an :class:`~nitro_attest.AttestationDocument`: nothing that judges enclaves
     (a :class:`~nitro_attest.Policy`, sealing a secret) accepts it.
@@ -169,7 +169,7 @@ class NitroTPMDocument:
 
 @dataclass(frozen=True)
 class VerifiedNitroTPMDocument(NitroTPMDocument):
-    """A NitroTPM document that passed every check of :func:`nitro_attest.verify_nitrotpm`.
+    """A NitroTPM document that passed every check of :func:`~nitro_attest.nitrotpm.verify_nitrotpm`.
 
     The NitroTPM counterpart of :class:`~nitro_attest.VerifiedDocument` (and
     not one: code that trusts enclaves does not trust this), made only once
@@ -197,7 +197,7 @@ def parse_nitrotpm(data: bytes) -> NitroTPMDocument:
     The same strict decoding and schema as :func:`nitro_attest.parse`, with
     ``nitrotpm_pcrs`` (1..32 SHA-384 PCRs) where an enclave's document has
     ``pcrs``; an enclave's document is refused by name. Use
-    :func:`nitro_attest.verify_nitrotpm` to trust one.
+    :func:`~nitro_attest.nitrotpm.verify_nitrotpm` to trust one.
 
     Raises :class:`~nitro_attest.MalformedDocument` (``size``, ``cbor``,
     ``cose``, ``schema``) or :class:`~nitro_attest.CertificateInvalid`

@@ -5,8 +5,6 @@ path from a pinned root, check the COSE signature with the leaf's key, check
 the document's own time, then apply the caller's policy.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Protocol, cast
@@ -98,7 +96,7 @@ def check_signed_document(
 ) -> None:
     """The checks every kind of document passes, in this order: the chain, the signature, the time.
 
-    Shared by :func:`verify` and :func:`nitro_attest.verify_nitrotpm`, so that
+    Shared by :func:`verify` and :func:`~nitro_attest.nitrotpm.verify_nitrotpm`, so that
     both kinds of document meet the same code, not two copies of it.
     """
     # validate_chain and verify_document_signature are annotated for enclave documents but read only
