@@ -2,8 +2,12 @@
 
 Two things, both wired in ``mkdocs.yml``:
 
-- an MkDocs hook (``hooks:``) that renders the repository's ``CHANGELOG.md`` as
-  the page ``changelog.md``, so the changelog has one source of truth;
+- MkDocs hooks (``hooks:``) that render the repository's ``CHANGELOG.md`` as
+  the page ``changelog.md``, so the changelog has one source of truth; write
+  ``css/pygments.css`` from the Pygments style that colours the code (the
+  site highlights at build time and loads nothing from another host); let
+  long API names in headings break after a dot; and give each cross-reference
+  the public name it links to as its tooltip;
 - a Griffe extension (``plugins: mkdocstrings: ... extensions:``) that lets the
   package's docstrings keep their Sphinx/PEP 257 conventions (read by IDEs and
   ``help()``) and still render as Markdown in the API reference:
@@ -11,18 +15,30 @@ Two things, both wired in ``mkdocs.yml``:
   become code blocks, a paragraph ending in ``::`` ends in ``:`` before its
   (already Markdown) indented literal block, and an attribute documented by
   ``#:`` comments above it (Sphinx's convention) gets them as its docstring.
+  A value or default written with a private name (``= _DEFAULT_MEMORY``) shows
+  what it is instead (``= 512``), or ``...`` / nothing when that is not a
+  constant, and a private type alias in an annotation is written out: the
+  reference names no private object.
 """
 
 from __future__ import annotations
 
+import ast
 import html
+import importlib
+import inspect
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from mkdocs.structure.files import File, Files
+from pygments.formatters import HtmlFormatter
 
 # ----------------------------------------------------------------------------- MkDocs hook
 
 _CHANGELOG_PAGE = "changelog.md"
+_PACKAGE = "nitro_attest"
 
 
 def on_page_markdown(markdown: str, *, page: Any, config: Any, files: Any) -> str:
@@ -32,6 +48,44 @@ def on_page_markdown(markdown: str, *, page: Any, config: Any, files: Any) -> st
     changelog = Path(config["docs_dir"]).parent / "CHANGELOG.md"
     # Links written for the repository (``docs/cli.md``) point at the site's pages.
     return re.sub(r"\]\(docs/", "](", changelog.read_text(encoding="utf-8"))
+
+
+_PYGMENTS_CSS = "css/pygments.css"
+#: Pygments' own default: dark enough on the theme's light grey code background (#f8f8f8).
+_PYGMENTS_STYLE = "default"
+
+
+def on_files(files: Files, *, config: Any) -> Files:
+    """Adds ``css/pygments.css`` (listed in ``extra_css``), the rules for the classes Pygments writes."""
+    css = HtmlFormatter(style=_PYGMENTS_STYLE).get_style_defs(".highlight")
+    files.append(File.generated(config, _PYGMENTS_CSS, content=css))
+    return files
+
+
+# The dotted name in an API heading: <span class="doc doc-object-name ...">nitro_attest.verify</span>.
+_OBJECT_NAME = re.compile(r'(<span class="doc doc-object-name[^"]*">)([^<]+)(</span>)')
+
+
+def on_page_content(content: str, *, page: Any, config: Any, files: Any) -> str:
+    """A long API name in a heading may break after each dot (a phone is narrower than the name)."""
+    return _OBJECT_NAME.sub(lambda match: match[1] + match[2].replace(".", ".<wbr>") + match[3], content)
+
+
+# A cross-reference as mkdocs-autorefs writes it: its tooltip names the object where it is defined
+# (a private module, nitro_attest.kms._key_policy.parse_key_policy) and the heading's markup around it.
+_AUTOREF = re.compile(r'<a class="autorefs autorefs-internal" title="[^"]*" href="(?P<href>[^"#]*#(?P<id>[^"]+))"')
+
+
+# The tooltip of a name the reference does not document (a private helper named in an annotation or a docstring).
+_PRIVATE_TITLE = re.compile(r' title="[^"]*\b' + re.escape(_PACKAGE) + r'(?:\.\w+)*\._(?!_)\w*[^"]*"')
+
+
+def on_post_page(output: str, *, page: Any, config: Any) -> str:
+    """Each cross-reference's tooltip is the public name it links to (its anchor); none names a private one."""
+    output = _AUTOREF.sub(
+        lambda match: f'<a class="autorefs autorefs-internal" title="{match["id"]}" href="{match["href"]}"', output
+    )
+    return _PRIVATE_TITLE.sub("", output)
 
 
 def on_config(config: Any) -> Any:
@@ -52,7 +106,6 @@ except ImportError:  # MkDocs loads this file as a hook module too; Griffe is on
 # :func:`name`, :class:`~pkg.Name`, :py:meth:`Policy.any_of` ...
 _ROLE = re.compile(r":(?:py:)?(?P<role>func|meth|class|exc|mod|data|attr|obj|const):`(?P<tilde>~?)(?P<target>[^`]+)`")
 _CALLABLE_ROLES = frozenset({"func", "meth"})
-_PACKAGE = "nitro_attest"
 
 
 def _resolve(obj: Any, target: str) -> str | None:
@@ -125,10 +178,115 @@ def comment_docstring(obj: Any) -> str | None:
     return "\n".join(comments) or None
 
 
+#: A value shown as what it evaluates to: literals only, so the reference shows no object's repr.
+_LITERAL_TYPES = (bool, int, float, str, bytes)
+
+
+def _nodes(expr: Any) -> Iterator[Any]:
+    """``expr`` and every expression inside it (Griffe's ``iterate`` yields one level; a name, itself)."""
+    yield expr
+    if isinstance(expr, griffe.Expr):
+        for child in expr.iterate(flat=False):
+            if child is not expr:
+                yield from _nodes(child)
+
+
+def _names_private(expr: Any) -> bool:
+    return any(isinstance(node, griffe.ExprName) and node.name.startswith("_") for node in _nodes(expr))
+
+
+def _is_constant(expr: Any) -> bool:
+    """Names, attributes, literals and arithmetic only: what it evaluates to does not depend on the machine."""
+    constant = (str, griffe.ExprName, griffe.ExprAttribute, griffe.ExprBinOp, griffe.ExprUnaryOp)
+    return all(isinstance(node, constant) for node in _nodes(expr))
+
+
+def _runtime(path: str) -> Any:
+    """The object at ``path`` (``nitro_attest.testing.TestPKI.create``) in the imported package."""
+    parts = path.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for part in parts[split:]:
+            found = getattr(found, part)
+        return found
+    raise ImportError(path)
+
+
+def _literal(expr: Any, value: Any) -> str | None:
+    """``value`` written as Python when ``expr`` is a constant that evaluated to a literal, else None."""
+    if _is_constant(expr) and isinstance(value, _LITERAL_TYPES):
+        return repr(value)
+    return None
+
+
+def _private_alias(name: Any) -> str | None:
+    """What the private type alias ``name`` (``_Document: TypeAlias = "A | B"``) stands for, or None."""
+    if not isinstance(name, griffe.ExprName) or not name.name.startswith("_"):
+        return None
+    scope = name.parent if isinstance(name.parent, griffe.Object) else None
+    alias = scope.members.get(name.name) if scope is not None else None
+    if alias is None or alias.is_alias or not alias.is_attribute or str(alias.annotation) != "TypeAlias":
+        return None
+    value = ast.literal_eval(str(alias.value))
+    return value if isinstance(value, str) else None
+
+
+def _expand_aliases(annotation: Any) -> Any:
+    """``annotation`` with each private type alias in it written out, so the signature says what it takes."""
+    if not isinstance(annotation, griffe.Expr):
+        return annotation
+    names = {node.name: _private_alias(node) for node in _nodes(annotation) if isinstance(node, griffe.ExprName)}
+    aliases = {name: value for name, value in names.items() if value is not None}
+    if not aliases:
+        return annotation
+    scope = next(node.parent for node in _nodes(annotation) if isinstance(node, griffe.ExprName))
+    if isinstance(annotation, griffe.ExprName):
+        text = aliases[annotation.name]
+    else:
+        text = re.sub(
+            r"\b\w+\b", lambda match: f"({aliases[match[0]]})" if match[0] in aliases else match[0], str(annotation)
+        )
+    # One level: an alias that names itself (a recursive JSON value) stays as it is.
+    return griffe.safe_get_annotation(ast.parse(text, mode="eval").body, parent=scope) or annotation
+
+
+def public_values(obj: Any) -> None:
+    """Rewrites the values, defaults and annotations of ``obj``'s public members that name a private object."""
+    for member in obj.members.values():
+        if member.is_alias:
+            continue
+        if not member.name.startswith("_") or member.name == "__init__":
+            if member.is_attribute:
+                member.annotation = _expand_aliases(member.annotation)
+                if _names_private(member.value):
+                    shown = _is_constant(member.value) and _literal(member.value, _runtime(member.path))
+                    member.value = shown or None
+            # The reference shows each @overload's signature too.
+            for function in [member, *(member.overloads or [])] if member.is_function else []:
+                function.returns = _expand_aliases(function.returns)
+                for parameter in function.parameters:
+                    parameter.annotation = _expand_aliases(parameter.annotation)
+                    if _names_private(parameter.default):
+                        default = inspect.signature(_runtime(member.path)).parameters[parameter.name].default
+                        # "..." is how a stub says "has a default" when that default is no literal.
+                        parameter.default = _literal(parameter.default, default) or "..."
+        # Private modules too: most public names are defined there and re-exported.
+        if member.is_module or member.is_class:
+            public_values(member)
+
+
 if griffe is not None:
 
     class SphinxRolesToMarkdown(griffe.Extension):
-        """Rewrites every docstring of the package with :func:`markdown_docstring` once it is loaded."""
+        """Rewrites every docstring of the package with :func:`markdown_docstring` once it is loaded, and
+        every value or default that names a private object with :func:`public_values`."""
+
+        def on_package(self, *, pkg: Any, loader: Any, **kwargs: Any) -> None:
+            if pkg.path == _PACKAGE:
+                public_values(pkg)
 
         def on_object(self, *, obj: Any, loader: Any, **kwargs: Any) -> None:
             if not obj.path.startswith(_PACKAGE):
