@@ -118,7 +118,7 @@ def _walk(base: str, parts: list[str], path: str, *, create: list[str] | None) -
             create.append(directory)
         return _walk(base, parts, path, create=create)
     except OSError as error:
-        raise _refuse(path, _why(error, base)) from None
+        raise _refuse(path, _why(error, base, os.path.islink(base))) from None
     location = base
     for part in parts:
         location = posixpath.join(location, part)
@@ -136,15 +136,17 @@ def _walk(base: str, parts: list[str], path: str, *, create: list[str] | None) -
                 raise _refuse(path, f"cannot create {location}: {error.strerror}") from None
             create.append(location)
         except OSError as error:
+            link = stat.S_ISLNK(os.stat(part, dir_fd=descriptor, follow_symlinks=False).st_mode)
             os.close(descriptor)
-            raise _refuse(path, _why(error, location)) from None
+            raise _refuse(path, _why(error, location, link)) from None
         os.close(descriptor)
         descriptor = child
     return descriptor
 
 
-def _why(error: OSError, location: str) -> str:
-    if error.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW on a link: ELOOP (EMLINK on some BSDs)
+def _why(error: OSError, location: str, link: bool) -> str:
+    # O_NOFOLLOW | O_DIRECTORY on a link fails with ENOTDIR on Linux, ELOOP elsewhere.
+    if link or error.errno == errno.ELOOP:
         return f"{location} is a symbolic link, which is not followed"
     if error.errno == errno.ENOTDIR:
         return f"{location} is not a directory"
