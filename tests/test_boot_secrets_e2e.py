@@ -1,4 +1,4 @@
-"""End to end, all local: the local KMS, test enclaves, an S3 server on loopback, and ``secrets encrypt|run`` as processes.
+"""End to end, all local: the local KMS, test enclaves, an S3 server on loopback, ``secrets encrypt|run`` as processes.
 
 The main path: a configuration encrypted to S3 and to a file is opened by
 ``secrets run``, whose child gets exactly the configured environment (over
@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("werkzeug")
 
-from _boot_secrets_support import (  # noqa: E402
+from _boot_secrets_support import (
     BUCKET,
     CHILD,
     GOOD_PCR0,
@@ -34,9 +34,9 @@ from _boot_secrets_support import (  # noqa: E402
     s3_server,
 )
 
-from nitro_attest.boot_secrets import _envelope  # noqa: E402
-from nitro_attest.kms.server import LocalKms  # noqa: E402
-from nitro_attest.testing import TestEnclave  # noqa: E402
+from nitro_attest.boot_secrets import _envelope
+from nitro_attest.kms.server import LocalKms
+from nitro_attest.testing import TestEnclave
 
 CONFIG = {
     "env": {"DB_PASSWORD": "hunter2 with spaces", "API_TOKEN": "tok-\u00e9\u4e2d"},
