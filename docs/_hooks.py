@@ -30,10 +30,10 @@ import inspect
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from mkdocs.structure.files import File, Files
-from pygments.formatters import HtmlFormatter
+from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
 
 # ----------------------------------------------------------------------------- MkDocs hook
 
@@ -224,14 +224,21 @@ def _literal(expr: Any, value: Any) -> str | None:
 
 def _private_alias(name: Any) -> str | None:
     """What the private type alias ``name`` (``_Document: TypeAlias = "A | B"``) stands for, or None."""
-    if not isinstance(name, griffe.ExprName) or not name.name.startswith("_"):
+    if not isinstance(name, griffe.ExprName) or not name.name.startswith("_") or not _is_scope(name.parent):
         return None
-    scope = name.parent if isinstance(name.parent, griffe.Object) else None
-    alias = scope.members.get(name.name) if scope is not None else None
+    alias: Any = name.parent.members.get(name.name)
     if alias is None or alias.is_alias or not alias.is_attribute or str(alias.annotation) != "TypeAlias":
         return None
-    value = ast.literal_eval(str(alias.value))
-    return value if isinstance(value, str) else None
+    written = ast.parse(str(alias.value), mode="eval").body
+    # A forward reference ("A | B") stands for its text; anything else (Literal["same", "none"]) for itself.
+    if isinstance(written, ast.Constant) and isinstance(written.value, str):
+        return written.value
+    return str(alias.value)
+
+
+def _is_scope(parent: object) -> TypeGuard[griffe.Module | griffe.Class]:
+    """A name written in a module or a class body (an attribute's own parts have a name as their parent)."""
+    return isinstance(parent, (griffe.Module, griffe.Class))
 
 
 def _expand_aliases(annotation: Any) -> Any:
@@ -242,7 +249,9 @@ def _expand_aliases(annotation: Any) -> Any:
     aliases = {name: value for name, value in names.items() if value is not None}
     if not aliases:
         return annotation
-    scope = next(node.parent for node in _nodes(annotation) if isinstance(node, griffe.ExprName))
+    scope = next(
+        node.parent for node in _nodes(annotation) if isinstance(node, griffe.ExprName) and _is_scope(node.parent)
+    )
     if isinstance(annotation, griffe.ExprName):
         text = aliases[annotation.name]
     else:
