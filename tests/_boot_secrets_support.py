@@ -202,7 +202,7 @@ def s3_server(directory: Path) -> Iterator[tuple[str, str]]:
 
 
 def s3_client(endpoint: str) -> Any:
-    import boto3  # noqa: PLC0415 -- the e2e tests skip without it
+    import boto3  # type: ignore[import-untyped]  # noqa: PLC0415 -- the e2e tests skip without it
 
     return boto3.client(
         "s3",

@@ -38,7 +38,7 @@ from nitro_attest.boot_secrets import _envelope
 from nitro_attest.kms.server import LocalKms
 from nitro_attest.testing import TestEnclave
 
-CONFIG = {
+CONFIG: dict[str, Any] = {
     "env": {"DB_PASSWORD": "hunter2 with spaces", "API_TOKEN": "tok-\u00e9\u4e2d"},
     "files": [
         {"path": "{ROOT}/secrets/db.txt", "content": "postgres://app:hunter2@db/app\n", "mode": "0400"},
