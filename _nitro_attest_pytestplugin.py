@@ -19,6 +19,11 @@ changes the PKI the others use):
   (:func:`nitro_attest.recipient.seal`) opens with ``nitro_enclave_key.open``.
 - ``nitro_document``: a :class:`nitro_attest.testing.DocumentFactory` on that
   PKI, ``nitro_document(nonce=..., pcrs=..., broken="signature")`` -> bytes.
+- ``nitro_test_enclave``: a :class:`nitro_attest.testing.TestEnclave` whose
+  documents verify *now* (``attest(public_key=...)``), under its own TEST root.
+- ``nitro_kms``: a local KMS (:class:`nitro_attest.kms.server.LocalKms`) on a
+  free loopback port, trusting ``nitro_test_enclave``'s root; ``.client()`` is
+  a boto3 KMS client. Needs ``nitro_attest[kms-server]`` and boto3; skips without.
 - ``nitro_roots``: what to pass as ``verify(..., roots=)`` for those documents.
 - ``nitro_verification_time``: what to pass as ``verify(..., at=)`` for them.
 - ``nitro_aws_documents``: real AWS documents, name -> bytes, from the directory
@@ -40,12 +45,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
 
     from cryptography import x509
 
+    from nitro_attest.kms.server import LocalKms
     from nitro_attest.recipient import EnclaveKey
-    from nitro_attest.testing import DocumentFactory, TestPKI
+    from nitro_attest.testing import DocumentFactory, TestEnclave, TestPKI
 
 __all__ = ["AWS_VECTORS_ENV", "AWS_VECTORS_MARKER", "AWS_VECTORS_OPTION"]
 
@@ -196,3 +203,22 @@ def nitro_aws_documents(pytestconfig: pytest.Config) -> Mapping[str, bytes]:
     root = vectors.directory
     assert root is not None  # there is no skip reason only when there is a directory
     return MappingProxyType({path.relative_to(root).as_posix(): path.read_bytes() for path in vectors.files})
+
+
+@pytest.fixture(scope="session")
+def nitro_test_enclave() -> TestEnclave:
+    """A TEST enclave whose documents verify now (``attest(public_key=...)``), under its own root."""
+    from nitro_attest.testing import TestEnclave  # noqa: PLC0415 -- imported when used
+
+    return TestEnclave.create()
+
+
+@pytest.fixture
+def nitro_kms(nitro_test_enclave: TestEnclave) -> Iterator[LocalKms]:
+    """A local KMS on a free loopback port trusting ``nitro_test_enclave``'s root; ``.client()`` is boto3's."""
+    pytest.importorskip("werkzeug", reason="nitro_kms needs nitro_attest[kms-server] (werkzeug, botocore)")
+    pytest.importorskip("boto3", reason="nitro_kms's client is boto3's: pip install boto3")
+    from nitro_attest.kms.server import LocalKms  # noqa: PLC0415 -- imported when used
+
+    with LocalKms(roots=nitro_test_enclave.roots) as kms:
+        yield kms

@@ -10,7 +10,7 @@ trust refuse. Every exception this library raises on purpose derives from
 :class:`Error`.
 """
 
-from . import challenge, kms
+from . import challenge, kms, nitrotpm
 from ._backend import BACKEND
 from ._batch import verify_batch
 from ._chain import AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_SHA256
@@ -29,6 +29,7 @@ from .errors import (
 )
 from .kms import KmsDecision, KmsPolicyError
 from .measurements import pcr3_for_role, pcr4_for_instance, pcr8_for_certificate
+from .nitrotpm import NitroTPMPolicy, VerifiedNitroTPMDocument, verify_nitrotpm
 from .policy import Policy
 from .policy_file import PolicyFileError, dumps_policy, load_policy, loads_policy
 
@@ -48,6 +49,7 @@ __all__ = [
     "KmsDecision",
     "KmsPolicyError",
     "MalformedDocument",
+    "NitroTPMPolicy",
     "NitroAttestError",
     "PCRValue",
     "Policy",
@@ -56,16 +58,19 @@ __all__ = [
     "PolicyViolation",
     "SignatureInvalid",
     "VerifiedDocument",
+    "VerifiedNitroTPMDocument",
     "challenge",
     "document_bytes",
     "dumps_policy",
     "kms",
     "load_policy",
     "loads_policy",
+    "nitrotpm",
     "parse",
     "pcr3_for_role",
     "pcr4_for_instance",
     "pcr8_for_certificate",
     "verify",
     "verify_batch",
+    "verify_nitrotpm",
 ]

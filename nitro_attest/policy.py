@@ -63,11 +63,22 @@ def _pin_set(index: int, allowed: PCRPins) -> frozenset[bytes]:
     return frozenset(_pin_bytes(index, pin) for pin in pins)
 
 
+def _pins_repr(values: frozenset[bytes]) -> str:
+    ordered = sorted(value.hex() for value in values)
+    return repr(ordered[0]) if len(ordered) == 1 else repr(ordered)
+
+
 def _normalize_pcrs(pcrs: Mapping[int, PCRPins] | None, image_sha384: PCRPins | None) -> Mapping[int, frozenset[bytes]]:
     if pcrs is not None and not isinstance(pcrs, Mapping):
         raise TypeError(f"pcrs must be a mapping of PCR index to allowed values, not {type(pcrs).__name__}")
     normalized: dict[int, frozenset[bytes]] = {}
     for index, allowed in (pcrs or {}).items():
+        if isinstance(index, str):
+            # The mistake JSON and TOML make natural: their keys are always strings.
+            raise TypeError(
+                f"PCR indices are integers 0..{MAX_PCR_INDEX}: write {{{index.strip()}: ...}}, not {{{index!r}: ...}}"
+                " (policy files are read with nitro_attest.load_policy, which converts them)"
+            )
         if type(index) is not int or not 0 <= index <= MAX_PCR_INDEX:
             raise ValueError(f"PCR index must be an integer 0..{MAX_PCR_INDEX}, got {index!r}")
         normalized[index] = _pin_set(index, allowed)
@@ -102,7 +113,7 @@ def _matches(actual: bytes, allowed: frozenset[bytes]) -> bool:
     return found
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, init=False, repr=False)
 class Policy:
     """What a verified document must show to be accepted.
 
@@ -293,6 +304,29 @@ class Policy:
         }
         for name, value in fields.items():
             object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        # What a person would write to make this policy: PCR values in hex, options only when set.
+        if self.alternatives:
+            return f"Policy.any_of({', '.join(map(repr, self.alternatives))})"
+        pins = ", ".join(
+            f"{index}: {_pins_repr(values)}" for index, values in sorted(self.pcrs.items(), key=lambda item: item[0])
+        )
+        options = [
+            f"{name}={value!r}"
+            for name, value, default in (
+                ("nonce", self.nonce, None),
+                ("user_data", self.user_data, None),
+                ("public_key", self.public_key, None),
+                ("max_age", self.max_age, None),
+                ("allow_debug", self.allow_debug, False),
+                ("module_id", self.module_id, None),
+            )
+            if value != default
+        ]
+        if not self.pcrs:
+            return f"Policy.any_enclave({', '.join(options)})"
+        return f"Policy({', '.join([f'{{{pins}}}', *options])})"
 
     def __hash__(self) -> int:
         # The generated hash would fail on the read-only pcrs mapping.

@@ -43,9 +43,10 @@ def test_several_files_all_verified(tmp_path: Path, root_pem: Path, capsys: pyte
     ]
 
 
-def test_a_directory_with_a_tampered_and_an_unreadable_file(
+def test_a_directory_with_a_tampered_document_and_a_note(
     tmp_path: Path, root_pem: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A file that is no document at all (a README) is skipped in directory mode, and counted."""
     folder = tmp_path / "docs"
     write_documents(folder, 4, tampered=2)
     (folder / "notes.txt").write_text("not a document")
@@ -55,8 +56,21 @@ def test_a_directory_with_a_tampered_and_an_unreadable_file(
     assert lines[2].endswith(
         "doc-002.cbor: rejected [signature]: COSE ES384 signature does not verify with the leaf certificate's key"
     )
-    assert lines[4].startswith(f"{folder / 'notes.txt'}: unreadable:")
-    assert lines[-1] == "5 documents: 3 verified, 1 rejected, 1 unreadable"
+    assert "notes.txt" not in out
+    assert lines[-1] == "4 documents: 3 verified, 1 rejected, 0 unreadable, 1 skipped (not documents)"
+
+
+def test_a_named_file_that_is_no_document_is_unreadable_and_exit_2(
+    tmp_path: Path, root_pem: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Named explicitly, the same note is a mistake: exit 2 as in single mode, after every verdict."""
+    paths = write_documents(tmp_path / "docs", 2)
+    note = tmp_path / "notes.txt"
+    note.write_text("not a document")
+    code, out, _ = run(capsys, "--root", str(root_pem), *map(str, paths), str(note))
+    assert code == 2
+    assert out.splitlines()[2].startswith(f"{note}: unreadable: {note} is not an attestation document")
+    assert out.splitlines()[-1] == "3 documents: 2 verified, 0 rejected, 1 unreadable"
 
 
 def test_at_document_verifies_each_at_its_own_time(

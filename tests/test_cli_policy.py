@@ -15,6 +15,7 @@ import pytest
 from nitro_attest import Policy, kms, parse
 from nitro_attest.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, main
 from nitro_attest.policy_file import dumps_policy, load_policy
+from nitro_attest.recipient import EnclaveKey
 from nitro_attest.testing import DEFAULT_PCRS, DEFAULT_ROLE_ARN, TestPKI
 
 NONCE = b"policy check nonce"
@@ -181,11 +182,26 @@ def _write_key_policy(tmp_path: Path, key_policy: Mapping[str, Any]) -> Path:
     return path
 
 
-def test_check_kms_allow(tmp_path: Path, doc_file: Path, trust: list[str], run: Any) -> None:
+def test_check_kms_allow(tmp_path: Path, pki: TestPKI, trust: list[str], run: Any) -> None:
+    doc_file = tmp_path / "with-key.cbor"  # KMS seals its answer to the document's RSA key: it needs one
+    doc_file.write_bytes(pki.document(nonce=NONCE, public_key=EnclaveKey.generate().public_key_der))
     key_policy = _write_key_policy(tmp_path, _key_policy(_pcr0_condition(DEFAULT_PCRS[0].hex().upper())))
     result = run("policy", "check", "--policy", key_policy, "--principal", ROLE, *trust, doc_file)
     assert result.code == EXIT_OK, result.out + result.err
     assert result.out.startswith(f"{doc_file}: KMS would ALLOW kms:Decrypt\n")
+    assert "obstacles           (none)" in result.out
+
+
+def test_check_kms_allowed_but_no_public_key_is_not_an_allow(
+    tmp_path: Path, doc_file: Path, trust: list[str], run: Any
+) -> None:
+    key_policy = _write_key_policy(tmp_path, _key_policy(_pcr0_condition(DEFAULT_PCRS[0].hex())))
+    result = run("policy", "check", "--policy", key_policy, "--principal", ROLE, *trust, doc_file)
+    assert result.code == EXIT_REJECTED
+    assert "ALLOW" not in result.out
+    assert result.out.startswith(
+        f"{doc_file}: the key policy allows kms:Decrypt, but KMS would fail the request: the document has no public_key"
+    )
     assert "deciding statement  Statement[0] (Sid 'EnclaveDecrypt')" in result.out
     assert "unevaluated         (none)" in result.out
     assert f"actual {DEFAULT_PCRS[0].hex()}: true" in result.out
@@ -248,7 +264,7 @@ def test_check_malformed_policy_is_a_usage_error(
     path.write_text(content, encoding="utf-8")
     result = run("policy", "check", "--policy", path, *trust, doc_file)
     assert result.code == EXIT_USAGE
-    assert result.err.startswith("nitro-attest policy check: error: ")
+    assert result.err.splitlines()[-1].startswith("nitro-attest policy check: error: ")
     assert words in result.err
     assert result.out == ""
 

@@ -20,12 +20,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nitro_attest"
 # Lowest first. A module's layer is that of the longest prefix listed here.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("nitro_attest._native", "nitro_attest._cbor", "nitro_attest.errors", "nitro_attest.keys", "nitro_attest._backend"),
-    ("nitro_attest.document",),
+    ("nitro_attest.document", "nitro_attest._tpm_document"),
     ("nitro_attest._cose", "nitro_attest._chain", "nitro_attest.measurements"),
     ("nitro_attest.kms", "nitro_attest.policy", "nitro_attest.policy_file"),
-    ("nitro_attest._verify", "nitro_attest._batch", "nitro_attest.challenge"),
+    ("nitro_attest._verify", "nitro_attest._batch", "nitro_attest.challenge", "nitro_attest.nitrotpm"),
     ("nitro_attest.recipient", "nitro_attest.eif"),
     ("nitro_attest",),  # the package's face re-exports the layers above
+    ("nitro_attest.kms.server", "nitro_attest.kms._server_operations", "nitro_attest.kms._server_store"),
     ("nitro_attest.testing",),
     ("nitro_attest.cli", "nitro_attest.__main__"),
 )

@@ -178,6 +178,39 @@ def test_a_real_run_loads_the_plugin_through_its_entry_point(pytester: pytest.Py
     result.stdout.fnmatch_lines(["SKIPPED * needs real AWS Nitro attestation documents: pass --nitro-vectors=DIR *"])
 
 
+KMS_TESTS = """
+import json
+
+import nitro_attest
+
+
+def test_the_test_enclave_attests_now(nitro_test_enclave, nitro_enclave_key):
+    document = nitro_attest.verify(
+        nitro_test_enclave.attest(public_key=nitro_enclave_key.public_key_der),
+        nitro_attest.Policy({0: nitro_test_enclave.pcrs[0]}),
+        roots=nitro_test_enclave.roots,
+    )
+    assert document.public_key == nitro_enclave_key.public_key_der
+
+
+def test_the_local_kms_releases_to_the_enclave(nitro_kms, nitro_test_enclave, nitro_enclave_key):
+    client = nitro_kms.client()
+    key_id = client.create_key()["KeyMetadata"]["KeyId"]
+    blob = client.encrypt(KeyId=key_id, Plaintext=b"secret")["CiphertextBlob"]
+    document = nitro_test_enclave.attest(public_key=nitro_enclave_key.public_key_der)
+    answer = client.decrypt(CiphertextBlob=blob, Recipient={"AttestationDocument": document})
+    assert "Plaintext" not in answer
+    assert nitro_enclave_key.open(answer["CiphertextForRecipient"]) == b"secret"
+"""
+
+
+def test_the_kms_and_test_enclave_fixtures(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("werkzeug", reason="the local KMS needs nitro_attest[kms-server]")
+    pytest.importorskip("boto3", reason="the local KMS's client is boto3")
+    pytester.makepyfile(test_kms=KMS_TESTS)
+    pytester.runpytest_subprocess("-ra").assert_outcomes(passed=2)
+
+
 def test_the_plugin_can_be_turned_off(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_it(nitro_document): pass")
     result = pytester.runpytest("-p", "no:nitro_attest")

@@ -4,8 +4,9 @@ Command groups, one module each: ``inspect`` and ``verify``
 (:mod:`nitro_attest.cli.documents`), ``pcr`` (:mod:`nitro_attest.cli.measurements`),
 ``eif describe`` and ``eif pcr`` (:mod:`nitro_attest.cli.eif`), ``policy check``,
 ``policy from-document`` and ``policy from-eif`` (:mod:`nitro_attest.cli.policy`),
-``recipient keygen|seal|open|inspect`` (:mod:`nitro_attest.cli.recipient`) and
-``demo`` (:mod:`nitro_attest.cli.demo`). Each module's ``register`` adds
+``recipient keygen|seal|open|inspect`` (:mod:`nitro_attest.cli.recipient`),
+``kms serve`` (:mod:`nitro_attest.cli.kms`), ``testing init|attest``
+(:mod:`nitro_attest.cli.testing`) and ``demo`` (:mod:`nitro_attest.cli.demo`). Each module's ``register`` adds
 its subcommands and the handler that runs them; what the handlers compute comes
 from the library's public API, so the CLI holds only flags, files and text.
 
@@ -20,14 +21,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .. import BACKEND, __version__
-from . import demo, documents, eif, measurements, policy, recipient
+from . import demo, documents, eif, kms, measurements, policy, recipient, testing
 from ._common import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "main"]
 
-_GROUPS = (documents, measurements, eif, policy, recipient, demo)
+_GROUPS = (documents, measurements, eif, policy, recipient, kms, testing, demo)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -37,11 +39,27 @@ def _build_parser() -> argparse.ArgumentParser:
         epilog="FILE is raw CBOR, hex or base64 (detected), or - for stdin. "
         "Exit codes: 0 ok, 1 rejected, 2 usage error.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (P-384 backend: {BACKEND})")
+    # Where the package was imported from: a source tree on sys.path shadows an installed package.
+    location = Path(__file__).resolve().parents[1]
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__} (P-384 backend: {BACKEND}) from {location}",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in _GROUPS:
         group.register(commands)
     return parser
+
+
+def _leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the command ``args`` came from: ``policy check``'s, not ``policy``'s."""
+    while True:
+        choices = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        chosen = getattr(args, choices[0].dest, None) if choices else None
+        if chosen is None:
+            return parser
+        parser = choices[0].choices[chosen]
 
 
 def _exit_code(code: object) -> int:
@@ -61,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except UsageError as error:
+        # As argparse does for its own errors: the usage of the subcommand that was run, then what is wrong.
+        print(_leaf_parser(parser, args).format_usage(), end="", file=sys.stderr)
         print(f"nitro-attest {getattr(args, 'command_name', args.command)}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

@@ -7,6 +7,7 @@ a document or a key *is* comes from the library's public modules.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
@@ -20,8 +21,8 @@ from typing import Any, BinaryIO
 
 from cryptography import x509
 
-from ..document import MAX_PCR_INDEX, PCR_SIZE, AttestationDocument, document_bytes, parse
-from ..errors import NitroAttestError
+from ..document import MAX_PCR_INDEX, PCR_MEANINGS, PCR_SIZE, AttestationDocument, document_bytes, parse
+from ..errors import NitroAttestError, PolicyFailure, PolicyViolation
 from ..keys import certificate_summary, load_certificates
 from ..policy import Policy
 
@@ -45,6 +46,10 @@ SUMMARY_PCRS = (0, 1, 2, 3, 4, 8)
 
 class UsageError(Exception):
     """The invocation cannot run (bad input file, bad flag value): exit 2, not a verdict on the input."""
+
+
+class NotADocument(UsageError):
+    """A file that holds no attestation document in any encoding: skipped when found in a directory."""
 
 
 def rejected(error: NitroAttestError) -> None:
@@ -82,7 +87,134 @@ def load_document_bytes(path: str) -> bytes:
     try:
         return document_bytes(read_file(path))
     except NitroAttestError as error:  # not a verdict: the file is not a document at all
-        raise UsageError(f"{source_name(path)} is {error.message.removeprefix('the input is ')}") from None
+        raise NotADocument(f"{source_name(path)} is {error.message.removeprefix('the input is ')}") from None
+
+
+@dataclass(frozen=True)
+class Source:
+    """A document to read: a path as given, or found below a directory given (``in_directory``)."""
+
+    path: str
+    in_directory: bool
+
+    @property
+    def name(self) -> str:
+        return source_name(self.path)
+
+
+def expand_sources(arguments: Sequence[str]) -> list[Source]:
+    """The files named, with each directory replaced by the files below it (sorted, hidden ones left out)."""
+    if arguments.count("-") > 1:
+        raise UsageError("stdin (-) can be read only once")
+    sources: list[Source] = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            found = sorted(
+                os.path.join(folder, name)
+                for folder, _, names in os.walk(argument)
+                for name in names
+                if not name.startswith(".")
+            )
+            if not found:
+                raise UsageError(f"{argument} is a directory with no files in it")
+            sources.extend(Source(path, in_directory=True) for path in found)
+        else:
+            sources.append(Source(argument, in_directory=False))
+    return sources
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The documents read from some sources: each with its bytes, or why it could not be read."""
+
+    documents: tuple[tuple[Source, bytes], ...]
+    #: Sources that could not be read, or that were named explicitly and hold no document.
+    unreadable: tuple[tuple[Source, str], ...]
+    #: Files found in a directory that hold no document (a README, a manifest): counted, not judged.
+    skipped: tuple[Source, ...]
+
+
+def read_batch(sources: Sequence[Source]) -> Batch:
+    documents: list[tuple[Source, bytes]] = []
+    unreadable: list[tuple[Source, str]] = []
+    skipped: list[Source] = []
+    for source in sources:
+        try:
+            documents.append((source, load_document_bytes(source.path)))
+        except NotADocument as error:
+            if source.in_directory:
+                skipped.append(source)
+            else:
+                unreadable.append((source, str(error)))
+        except UsageError as error:
+            unreadable.append((source, str(error)))
+    return Batch(tuple(documents), tuple(unreadable), tuple(skipped))
+
+
+def exit_code(*, rejected: int, unreadable: int) -> int:
+    """The same in single and batch mode: 2 when an input could not be read, else 1 when any was rejected."""
+    if unreadable:
+        return EXIT_USAGE
+    return EXIT_REJECTED if rejected else EXIT_OK
+
+
+def batch_hints(codes: Sequence[str], *, at_given: bool, allow_debug: bool) -> list[str]:
+    """What to try when a batch is rejected for a reason the flags can change."""
+    hints = []
+    if not at_given and codes and codes.count("expired") * 2 > len(codes):
+        hints.append(
+            "hint: most documents have expired certificates; to re-check archived documents at their own "
+            "time, add --at document"
+        )
+    if not allow_debug and "debug" in codes:
+        hints.append(
+            "hint: some documents come from debug-mode enclaves (PCR0 all zero); --allow-debug accepts "
+            "them, for development only"
+        )
+    return hints
+
+
+def failure_record(failure: PolicyFailure) -> dict[str, Any]:
+    return {
+        "code": failure.code,
+        "message": failure.message,
+        "index": failure.index,
+        "expected": list(failure.expected),
+        "actual": failure.actual,
+        "alternative": failure.alternative,
+    }
+
+
+def result_record(
+    name: str,
+    outcome: str,
+    *,
+    error: NitroAttestError | None = None,
+    reason: str | None = None,
+    document: AttestationDocument | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One entry of ``results`` in the ``--json`` output (the schema is in docs/cli.md, "JSON output")."""
+    failures = error.failures if isinstance(error, PolicyViolation) else ()
+    return {
+        "source": name,
+        "outcome": outcome,
+        "code": error.code if error is not None else None,
+        "message": error.message if error is not None else reason,
+        "failures": [failure_record(failure) for failure in failures],
+        "document": document.as_dict() if document is not None else None,
+        **extra,
+    }
+
+
+def print_json_results(results: Sequence[dict[str, Any]], skipped: int, code: int) -> None:
+    counts = {outcome: sum(result["outcome"] == outcome for result in results) for outcome in OUTCOMES}
+    summary = {"total": len(results), **counts, "skipped": skipped, "exit_code": code}
+    print(json.dumps({"results": list(results), "summary": summary}, indent=2))
+
+
+#: The outcomes a ``--json`` result can have.
+OUTCOMES = ("accepted", "rejected", "unreadable")
 
 
 def load_roots(paths: Sequence[str]) -> tuple[x509.Certificate, ...] | None:
@@ -344,6 +476,24 @@ def pcr_rows(document: AttestationDocument, indices: Sequence[int] | None = None
             value = "(all zero)"
         lines.append(f"{indent}{pcr.index:>3}  {pcr.meaning or '':<{width}}  {value}")
     return lines
+
+
+def failure_lines(failure: PolicyFailure) -> list[str]:
+    """One policy failure: code and message, then the PCR, the allowed values and the document's value."""
+    alternative = "" if failure.alternative is None else f"[policy {failure.alternative}] "
+    if failure.code == "pcr" and failure.index is not None:
+        # The library's message spells out the value, which the rows below show aligned with the expected ones.
+        meaning = PCR_MEANINGS.get(failure.index)
+        pcr = f"PCR{failure.index}" + (f" ({meaning})" if meaning else "")
+        summary = f"{pcr} is not an allowed value" if failure.actual else f"{pcr} is absent from the document"
+    else:
+        summary = safe(failure.message)
+    lines = [f"  {alternative}[{failure.code}] {summary}"]
+    rows: list[tuple[str, Sequence[str]]] = []
+    if failure.expected:
+        rows.append(("expected", [safe(value) for value in failure.expected]))
+        rows.append(("actual", ["(absent)" if failure.actual is None else safe(failure.actual)]))
+    return lines + (field_rows(rows, indent="      ") if rows else [])
 
 
 def policy_text(policy: Policy) -> str:

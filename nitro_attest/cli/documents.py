@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -13,16 +12,20 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .. import AWS_NITRO_ROOT_G1, NitroAttestError, Policy, parse, verify, verify_batch
-from ..document import AttestationDocument
+from .. import AWS_NITRO_ROOT_G1, NitroAttestError, Policy, PolicyViolation, parse, verify, verify_batch
+from ..document import AttestationDocument, VerifiedDocument
 from ._common import (
     EXIT_OK,
     EXIT_REJECTED,
     SUMMARY_PCRS,
     DocumentTime,
-    UsageError,
+    Source,
     add_policy_arguments,
+    batch_hints,
     bytes_text,
+    exit_code,
+    expand_sources,
+    failure_lines,
     field_rows,
     iso,
     load_document_bytes,
@@ -30,7 +33,10 @@ from ._common import (
     pcr_rows,
     policy_from_arguments,
     policy_text,
+    print_json_results,
+    read_batch,
     rejected,
+    result_record,
     safe,
     subject,
     verification_time,
@@ -66,6 +72,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="raw CBOR, hex or base64; - for stdin; several files or a directory are verified as a batch",
     )
     add_policy_arguments(check)
+    check.add_argument(
+        "--json", action="store_true", help="print JSON: a result per document and a summary (see docs/cli.md)"
+    )
     check.set_defaults(handler=_verify)
 
 
@@ -174,18 +183,27 @@ def _inspect_text(document: AttestationDocument) -> str:
 def _verify(args: argparse.Namespace) -> int:
     policy = policy_from_arguments(args)
     roots = load_roots(args.root)
-    paths = _expand_paths(args.files)
-    if len(paths) > 1 or any(os.path.isdir(path) for path in args.files):
-        return _verify_many(paths, policy, args.at, roots)
-    data = load_document_bytes(paths[0])
+    sources = expand_sources(args.files)
+    if len(sources) > 1 or sources[0].in_directory:
+        return _verify_many(sources, policy, args, roots)
+    data = load_document_bytes(sources[0].path)
     try:
         at = verification_time(args.at, data)
         document = verify(data, policy, at=at, roots=roots)
     except NitroAttestError as error:
-        rejected(error)
-        if error.code == "expired" and args.at is None:
-            print("hint: to re-check an archived document at its own time, add --at document", file=sys.stderr)
+        if args.json:
+            print_json_results([result_record(sources[0].name, "rejected", error=error)], 0, EXIT_REJECTED)
+        else:
+            rejected(error)
+            if isinstance(error, PolicyViolation):
+                # Every failed constraint with the expected and the actual value, not only the first message.
+                print("\n".join(line for failure in error.failures for line in failure_lines(failure)), file=sys.stderr)
+        for hint in batch_hints([error.code], at_given=args.at is not None, allow_debug=args.allow_debug):
+            print(hint, file=sys.stderr)
         return EXIT_REJECTED
+    if args.json:
+        print_json_results([result_record(sources[0].name, "accepted", document=document)], 0, EXIT_OK)
+        return EXIT_OK
 
     if isinstance(args.at, DocumentTime):
         at_note = "the document's own timestamp"
@@ -211,27 +229,6 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _expand_paths(arguments: Sequence[str]) -> list[str]:
-    """The files named, with each directory replaced by the regular files below it, in sorted order."""
-    if arguments.count("-") > 1:
-        raise UsageError("stdin (-) can be read only once")
-    paths: list[str] = []
-    for argument in arguments:
-        if os.path.isdir(argument):
-            found = sorted(
-                os.path.join(folder, name)
-                for folder, _, names in os.walk(argument)
-                for name in names
-                if not name.startswith(".")
-            )
-            if not found:
-                raise UsageError(f"{argument} is a directory with no files in it")
-            paths.extend(found)
-        else:
-            paths.append(argument)
-    return paths
-
-
 def _progress(done: int, total: int) -> None:
     width = 30
     filled = width * done // total
@@ -239,50 +236,69 @@ def _progress(done: int, total: int) -> None:
 
 
 def _verify_many(
-    paths: Sequence[str],
+    sources: Sequence[Source],
     policy: Policy,
-    at_argument: datetime | DocumentTime | None,
+    args: argparse.Namespace,
     roots: Sequence[x509.Certificate] | None,
 ) -> int:
     """verify_batch over many files: a line per file, a progress bar on a terminal, a summary line."""
-    outcomes: dict[int, str] = {}
-    pending: dict[datetime, list[tuple[int, bytes]]] = {}
+    batch = read_batch(sources)
+    outcomes: dict[Source, tuple[str, NitroAttestError | VerifiedDocument | str]] = {
+        source: ("unreadable", reason) for source, reason in batch.unreadable
+    }
+    pending: dict[datetime, list[tuple[Source, bytes]]] = {}
     now = datetime.now(timezone.utc)
-    for position, path in enumerate(paths):
+    for source, data in batch.documents:
         try:
-            data = load_document_bytes(path)
-        except UsageError as error:
-            outcomes[position] = f"unreadable: {error}"
-            continue
-        try:
-            at = verification_time(now if at_argument is None else at_argument, data)
+            at = verification_time(now if args.at is None else args.at, data)
         except NitroAttestError as error:
-            outcomes[position] = f"rejected [{error.code}]: {error.message}"
+            outcomes[source] = ("rejected", error)
             continue
-        pending.setdefault(at, []).append((position, data))
+        pending.setdefault(at, []).append((source, data))
 
-    show_progress = sys.stderr.isatty() and len(paths) >= _PROGRESS_MIN_DOCUMENTS
-    done = len(outcomes)
+    total = len(batch.documents)
+    show_progress = sys.stderr.isatty() and total >= _PROGRESS_MIN_DOCUMENTS
+    done = total - sum(map(len, pending.values()))
     for at, items in pending.items():
         for start in range(0, len(items), _BATCH_CHUNK):
             chunk = items[start : start + _BATCH_CHUNK]
             results = verify_batch([data for _, data in chunk], policy, at=at, roots=roots)
-            for (position, _), result in zip(chunk, results, strict=True):
-                outcomes[position] = (
-                    f"rejected [{result.code}]: {result.message}"
-                    if isinstance(result, NitroAttestError)
-                    else "verified"
-                )
+            for (source, _), result in zip(chunk, results, strict=True):
+                outcomes[source] = ("rejected" if isinstance(result, NitroAttestError) else "accepted", result)
             done += len(chunk)
             if show_progress:
-                _progress(done, len(paths))
+                _progress(done, total)
     if show_progress:
         print(file=sys.stderr)
 
-    for position, path in enumerate(paths):
-        print(f"{safe(path)}: {outcomes[position]}")
-    verified = sum(outcome == "verified" for outcome in outcomes.values())
-    unreadable = sum(outcome.startswith("unreadable") for outcome in outcomes.values())
-    rejected_count = len(paths) - verified - unreadable
-    print(f"{len(paths)} documents: {verified} verified, {rejected_count} rejected, {unreadable} unreadable")
-    return EXIT_OK if verified == len(paths) else EXIT_REJECTED
+    judged = [source for source in sources if source in outcomes]
+    codes = [result.code for outcome, result in outcomes.values() if isinstance(result, NitroAttestError)]
+    unreadable = len(batch.unreadable)
+    code = exit_code(rejected=len(codes), unreadable=unreadable)
+    if args.json:
+        print_json_results([_record(source, *outcomes[source]) for source in judged], len(batch.skipped), code)
+    else:
+        for source in judged:
+            print(f"{safe(source.name)}: {_line(*outcomes[source])}")
+        verified = len(judged) - len(codes) - unreadable
+        skipped = f", {len(batch.skipped)} skipped (not documents)" if batch.skipped else ""
+        print(f"{len(judged)} documents: {verified} verified, {len(codes)} rejected, {unreadable} unreadable{skipped}")
+    for hint in batch_hints(codes, at_given=args.at is not None, allow_debug=args.allow_debug):
+        print(hint, file=sys.stderr)
+    return code
+
+
+def _line(outcome: str, result: NitroAttestError | VerifiedDocument | str) -> str:
+    if isinstance(result, NitroAttestError):
+        return f"rejected [{result.code}]: {safe(result.message)}"
+    if isinstance(result, str):
+        return f"unreadable: {result}"
+    return "verified"
+
+
+def _record(source: Source, outcome: str, result: NitroAttestError | VerifiedDocument | str) -> dict[str, Any]:
+    if isinstance(result, NitroAttestError):
+        return result_record(source.name, outcome, error=result)
+    if isinstance(result, str):
+        return result_record(source.name, outcome, reason=result)
+    return result_record(source.name, outcome, document=result)

@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography import x509
 
-from .. import NitroAttestError, Policy, PolicyFailure, PolicyFileError, kms, parse, verify
-from ..document import PCR_MEANINGS
+from .. import NitroAttestError, Policy, PolicyFileError, PolicyViolation, kms, parse, verify
 from ..policy_file import dumps_policy, load_policy
 from . import eif
 from ._common import (
@@ -24,12 +24,18 @@ from ._common import (
     action_argument,
     add_root_argument,
     at_argument,
+    batch_hints,
+    exit_code,
+    expand_sources,
+    failure_lines,
     field_rows,
     load_document_bytes,
     load_roots,
     pcr_index_argument,
+    print_json_results,
+    read_batch,
+    result_record,
     safe,
-    source_name,
     verification_time,
 )
 
@@ -57,7 +63,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "2 usage error (unreadable or malformed policy file, bad flags, unreadable document).",
     )
     check.set_defaults(handler=_check, command_name="policy check")
-    check.add_argument("documents", metavar="DOC", nargs="+", help="raw CBOR, hex or base64; - for stdin")
+    check.add_argument(
+        "documents",
+        metavar="DOC",
+        nargs="+",
+        help="raw CBOR, hex or base64; - for stdin; a directory: every document below it (other files are skipped)",
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print JSON: a result per document and a summary (see docs/cli.md)"
+    )
     check.add_argument(
         "--policy", metavar="FILE", required=True, help="a nitro_attest policy (.json, .toml) or a KMS key policy"
     )
@@ -131,33 +145,22 @@ def _load_policy_file(path: str) -> Policy | kms.KeyPolicy:
         raise UsageError(f"cannot read --policy {path}: {exc.strerror or exc}") from None
 
 
-def _failure_lines(failure: PolicyFailure) -> list[str]:
-    """One policy failure: code and message, then the PCR, the allowed values and the document's value."""
-    alternative = "" if failure.alternative is None else f"[policy {failure.alternative}] "
-    if failure.code == "pcr" and failure.index is not None:
-        # The library's message spells out the value, which the rows below show aligned with the expected ones.
-        meaning = PCR_MEANINGS.get(failure.index)
-        pcr = f"PCR{failure.index}" + (f" ({meaning})" if meaning else "")
-        summary = f"{pcr} is not an allowed value" if failure.actual else f"{pcr} is absent from the document"
-    else:
-        summary = safe(failure.message)
-    lines = [f"  {alternative}[{failure.code}] {summary}"]
-    rows: list[tuple[str, Sequence[str]]] = []
-    if failure.expected:
-        rows.append(("expected", [safe(value) for value in failure.expected]))
-        rows.append(("actual", ["(absent)" if failure.actual is None else safe(failure.actual)]))
-    return lines + (field_rows(rows, indent="      ") if rows else [])
-
-
 def _kms_lines(name: str, decision: kms.KmsDecision, action: str) -> list[str]:
     deciding = decision.deciding_statement
-    verdict = "ALLOW" if decision.allowed else "DENY"
+    if decision.would_succeed:
+        headline = f"KMS would ALLOW {action}"
+    elif decision.allowed:
+        # Never "ALLOW" beside a reason the call fails: the person would ship a policy that cannot work.
+        headline = f"the key policy allows {action}, but KMS would fail the request: {'; '.join(decision.obstacles)}"
+    else:
+        headline = f"KMS would DENY {action}"
     rows: list[tuple[str, Sequence[str]]] = [
         ("deciding statement", [safe(deciding.label) if deciding else "none (implicit deny)"]),
         ("reasons", [safe(reason) for reason in decision.reasons]),
         ("unevaluated", [", ".join(safe(key) for key in decision.unevaluated) or "(none)"]),
+        ("obstacles", [safe(obstacle) for obstacle in decision.obstacles] or ["(none)"]),
     ]
-    return [f"{name}: KMS would {verdict} {action}", *field_rows(rows, indent="  ")]
+    return [f"{name}: {safe(headline)}", *field_rows(rows, indent="  ")]
 
 
 def _check_document(
@@ -166,35 +169,46 @@ def _check_document(
     policy: Policy | kms.KeyPolicy,
     args: argparse.Namespace,
     roots: Sequence[x509.Certificate] | None,
-) -> bool:
-    """Prints the verdict on one document; True when it is genuine and the policy accepts (KMS allows) it."""
+) -> dict[str, Any]:
+    """Judges one document (printing the verdict unless ``--json``); its ``--json`` result record."""
     try:
         at = verification_time(args.at, data)
         # Genuineness first, with a policy that accepts any enclave: the policy file is judged separately,
         # so that every one of its failures (or KMS's reasons) can be shown, not only the first.
         document = verify(data, Policy.any_enclave(allow_debug=True), at=at, roots=roots)
     except NitroAttestError as error:
-        # safe: the message may quote the document (names, values), which is not genuine.
-        print(f"{name}: rejected [{error.code}]: {safe(error.message)}")
-        if error.code == "expired" and args.at is None:
-            print("hint: to re-check an archived document at its own time, add --at document", file=sys.stderr)
-        return False
+        if not args.json:
+            # safe: the message may quote the document (names, values), which is not genuine.
+            print(f"{name}: rejected [{error.code}]: {safe(error.message)}")
+        return result_record(name, "rejected", error=error)
     if isinstance(policy, kms.KeyPolicy):
         action = args.action or "kms:Decrypt"
         decision = kms.evaluate(policy, document, action=action, principal=args.principal)
-        print("\n".join(_kms_lines(name, decision, action)))
-        return decision.allowed
+        if not args.json:
+            print("\n".join(_kms_lines(name, decision, action)))
+        deciding = decision.deciding_statement
+        kms_result = {
+            "action": action,
+            "allowed": decision.allowed,
+            "would_succeed": decision.would_succeed,
+            "obstacles": list(decision.obstacles),
+            "deciding_statement": None if deciding is None else deciding.label,
+            "reasons": list(decision.reasons),
+            "unevaluated": list(decision.unevaluated),
+        }
+        outcome = "accepted" if decision.would_succeed else "rejected"
+        return result_record(name, outcome, document=document, kms=kms_result)
     failures = policy.explain(document, at)
     if not failures:
-        print(f"{name}: accepted")
-        return True
-    count = f"{len(failures)} failure{'s' if len(failures) > 1 else ''}"
-    print(
-        "\n".join(
-            [f"{name}: rejected by the policy ({count})", *(line for f in failures for line in _failure_lines(f))]
-        )
-    )
-    return False
+        if not args.json:
+            print(f"{name}: accepted")
+        return result_record(name, "accepted", document=document)
+    violation = PolicyViolation(failures[0].code, "; ".join(failure.message for failure in failures), failures)
+    if not args.json:
+        count = f"{len(failures)} failure{'s' if len(failures) > 1 else ''}"
+        lines = [f"{name}: rejected by the policy ({count})", *(line for f in failures for line in failure_lines(f))]
+        print("\n".join(lines))
+    return result_record(name, "rejected", error=violation, document=document)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -210,9 +224,19 @@ def _check(args: argparse.Namespace) -> int:
             )
     roots = load_roots(args.root)
     # Every document is read before any is judged: an unreadable one is a usage error, not a verdict.
-    documents = [(source_name(path), load_document_bytes(path)) for path in args.documents]
-    verdicts = [_check_document(name, data, policy, args, roots) for name, data in documents]
-    return EXIT_OK if all(verdicts) else EXIT_REJECTED
+    batch = read_batch(expand_sources(args.documents))
+    if batch.unreadable:
+        raise UsageError("; ".join(reason for _, reason in batch.unreadable))
+    results = [_check_document(source.name, data, policy, args, roots) for source, data in batch.documents]
+    codes = [result["code"] or "policy" for result in results if result["outcome"] == "rejected"]
+    code = exit_code(rejected=len(codes), unreadable=0)
+    if args.json:
+        print_json_results(results, len(batch.skipped), code)
+    elif batch.skipped:
+        print(f"{len(batch.skipped)} files skipped (not documents)", file=sys.stderr)
+    for hint in batch_hints(codes, at_given=args.at is not None, allow_debug=True):
+        print(hint, file=sys.stderr)
+    return code
 
 
 def _from_document(args: argparse.Namespace) -> int:

@@ -124,8 +124,22 @@ def evaluate(
         pcrs={index: pcr.hex() for index, pcr in document.pcrs.items()},
         nitrotpm=isinstance(document, NitroTPMDocument),
     )
-    reasons = _notes(document, request)
     obstacles = _recipient_obstacles(document) if request.attested else ()
+    return _judge(policy, request, _notes(document, request), obstacles)
+
+
+def evaluate_without_recipient(policy: KeyPolicy, *, action: str, principal: str | None) -> KmsDecision:
+    """The decision for a request that carries no attestation document (no ``Recipient``).
+
+    For the local KMS server: there every ``kms:RecipientAttestation`` key is
+    absent, whatever the action, as in AWS KMS.
+    """
+    request = _Request(action=action, principal=principal, attested=False, pcrs={})
+    notes = [f"note: {action} without Recipient: no kms:RecipientAttestation key is in the request"]
+    return _judge(policy, request, notes, ())
+
+
+def _judge(policy: KeyPolicy, request: _Request, reasons: list[str], obstacles: tuple[str, ...]) -> KmsDecision:
     unevaluated: dict[str, str] = {}
     outcomes: list[tuple[Statement, _Truth]] = []
     for statement in policy.statements:
@@ -134,7 +148,7 @@ def evaluate(
         for key in unknown_keys:
             unevaluated.setdefault(key.lower(), key)
         outcomes.append((statement, applies))
-    allowed, deciding, summary = _decide(outcomes, action)
+    allowed, deciding, summary = _decide(outcomes, request.action)
     if allowed and obstacles:
         # Never "allowed" alone next to a reason the request fails: the verdict and the failure in one line.
         summary += f", but the request would fail: {'; '.join(obstacles)}"

@@ -30,8 +30,8 @@ from ..document import VerifiedDocument
 from ..errors import NitroAttestError
 from ..policy import Policy
 from ..recipient import RecipientError, seal
-from ._evaluation import _decide, _evaluate_statement, _Request, evaluate
-from ._key_policy import KeyPolicy, KmsDecision, KmsPolicyError, Statement, parse_key_policy
+from ._evaluation import evaluate, evaluate_without_recipient
+from ._key_policy import KeyPolicy, KmsPolicyError, Statement, parse_key_policy
 from ._server_store import Store, StoredAlias, StoredKey
 
 #: The ``__type`` of every error the local KMS answers (HTTP 400), as AWS names them.
@@ -243,23 +243,6 @@ def _parsed(policy: str) -> KeyPolicy:
     return parse_key_policy(policy)  # stored policies were validated when they were put
 
 
-def _decision_without_document(policy: KeyPolicy, action: str, principal: str) -> KmsDecision:
-    """:func:`evaluate`'s decision for a request without ``Recipient``: no attestation key is in it."""
-    request = _Request(action=action, principal=principal, attested=False, pcrs={})
-    reasons = [f"note: {action} without Recipient: no kms:RecipientAttestation key is in the request"]
-    unevaluated: dict[str, str] = {}
-    outcomes = []
-    for statement in policy.statements:
-        applies, lines, unknown_keys = _evaluate_statement(statement, request)
-        reasons.extend(lines)
-        for key in unknown_keys:
-            unevaluated.setdefault(key.lower(), key)
-        outcomes.append((statement, applies))
-    allowed, deciding, summary = _decide(outcomes, action)
-    reasons.append(summary)
-    return KmsDecision(allowed, deciding, tuple(reasons), tuple(unevaluated.values()))
-
-
 def unattested_decrypt_statements(policy: KeyPolicy) -> list[Statement]:
     """The Allow statements that let a principal ``kms:Decrypt`` without any attestation condition.
 
@@ -367,7 +350,7 @@ class Operations:
     ) -> None:
         policy = _parsed(key.policy)
         if document is None:
-            decision = _decision_without_document(policy, action, principal)
+            decision = evaluate_without_recipient(policy, action=action, principal=principal)
         else:
             decision = evaluate(policy, document, action=action, principal=principal)
         if decision.allowed:
