@@ -57,6 +57,7 @@ MAX_REQUEST = 0x1000
 MAX_RESPONSE = 0x3000
 #: The largest ``user_data``, ``nonce`` and ``public_key`` the NSM puts in a document, in bytes.
 MAX_FIELD = 1024
+_MAX_DEPTH = 4
 #: The NSM API's ``ErrorCode`` names, as a response's ``Error`` carries them.
 ERROR_CODES = frozenset(
     {
@@ -140,8 +141,9 @@ def decode_attestation_response(data: bytes) -> bytes:
     if len(data) > MAX_RESPONSE:
         raise NsmError("malformed", f"the response is {len(data)} bytes, over {MAX_RESPONSE}")
     try:
-        response = cbor2.loads(data)
-    except (cbor2.CBORDecodeError, RecursionError, MemoryError) as error:
+        # The answer nests three deep; cbor2 refuses deeper nesting, repeated keys and lengths past the data.
+        response = cbor2.loads(data, allow_duplicate_keys=False, max_depth=_MAX_DEPTH)
+    except cbor2.CBORDecodeError as error:
         raise NsmError("malformed", f"the response is not CBOR: {error}") from None
     if isinstance(response, dict) and set(response) == {"Error"}:
         code = response["Error"]
