@@ -8,6 +8,7 @@ either, the tests that need S3 skip, saying why.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ACCOUNT_ROOT = "arn:aws:iam::123456789012:root"
 GOOD_PCR0 = "ab" * 48
@@ -47,6 +51,54 @@ RUNNER = (
 
 # The child: writes the environment it was started with to the file named by its argument.
 CHILD = "import json, os, sys\njson.dump(dict(os.environ), open(sys.argv[1], 'w'))\n"
+
+
+GCM = "AES/GCM/NoPadding"
+CBC = "AES/CBC/PKCS5Padding"
+
+
+def legacy_object(
+    version: int,
+    content: str,
+    wrap: str,
+    *,
+    data_key: bytes,
+    encrypted_key: bytes,
+    context: dict[str, str],
+    plaintext: bytes,
+    iv: bytes | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """A V1 or V2 object as the S3EC specification lays it out (content-metadata.md), made with ``cryptography``.
+
+    ``context`` is stored as ``x-amz-matdesc``: the encryption context the
+    data key was generated with (for ``kms+context``, with
+    ``aws:x-amz-cek-alg`` naming ``content``; for ``kms``, ``kms_cmk_id``).
+    V1 objects have AES-CBC content and no ``x-amz-wrap-alg`` or
+    ``x-amz-cek-alg``.
+    """
+    if content == GCM:
+        iv = iv or bytes(range(1, 13))
+        body = AESGCM(data_key).encrypt(iv, plaintext, None)
+    else:
+        iv = iv or bytes(range(1, 17))
+        padder = padding.PKCS7(128).padder()
+        encryptor = Cipher(algorithms.AES(data_key), modes.CBC(iv)).encryptor()
+        body = encryptor.update(padder.update(plaintext) + padder.finalize()) + encryptor.finalize()
+    metadata = {
+        "x-amz-iv": base64.b64encode(iv).decode(),
+        "x-amz-matdesc": json.dumps(context),
+        "x-amz-unencrypted-content-length": str(len(plaintext)),
+    }
+    if version == 1:
+        assert content == CBC and wrap == "kms"
+        metadata["x-amz-key"] = base64.b64encode(encrypted_key).decode()
+        return metadata, body
+    metadata.update(
+        {"x-amz-key-v2": base64.b64encode(encrypted_key).decode(), "x-amz-wrap-alg": wrap, "x-amz-cek-alg": content}
+    )
+    if content == GCM:
+        metadata["x-amz-tag-len"] = "128"
+    return metadata, body
 
 
 def key_policy(pcr0: str = GOOD_PCR0) -> str:

@@ -79,7 +79,7 @@ from ._config import (
     parse_config,
 )
 from ._errors import BootSecretsError, SecretsConfigError
-from ._files import AllowList, install_files
+from ._files import AllowList, _install, install_files
 
 __all__ = [
     "FILE_FORMAT",
@@ -344,19 +344,48 @@ def launch(
 ) -> NoReturn:
     """Checks ``config`` against ``allow``, writes its files and replaces this process with ``command``.
 
-    The command is resolved (``PATH`` of the child's environment) before any
-    file is written, so that a missing program writes nothing. ``environ``
+    The command is resolved (``PATH`` of the child's environment) and
+    checked before any file is written: a regular file this process may
+    execute, starting with ``#!`` or the ELF magic (when it is readable), so
+    that a missing or unrunnable program writes nothing. Should ``execve``
+    fail all the same, the files just written are removed (a file that was
+    replaced is removed too: its previous version is not kept once the
+    files are in place) and the directories made for them. ``environ``
     defaults to this process's environment.
 
     :raises BootSecretsError: ``not_allowed``, ``path``; nothing written, nothing run.
-    :raises SecretsConfigError: no command, or it is not an executable file.
+    :raises SecretsConfigError: ``command``: no command, not an executable
+        file, or ``execve`` failed (then what was written is removed).
     """
     allow.check(config)
     if not command:
         raise SecretsConfigError("command", "no command to run")
     env = child_environment(config, os.environ if environ is None else environ)
-    program = command[0] if "/" in command[0] else shutil.which(command[0], path=env.get("PATH", os.defpath))
+    program = _program(command[0], env.get("PATH", os.defpath))
+    installation = _install(config, allow)
+    try:
+        os.execve(program, list(command), env)  # noqa: S606 -- the point: the unchanged application in our place
+    except OSError as error:
+        left = installation.undo()
+        undone = f"; not undone: {'; '.join(left)}" if left else "; the files written were removed"
+        raise SecretsConfigError("command", f"cannot run {program}: {error.strerror or error}{undone}") from None
+
+
+_EXECUTABLE_MAGIC = (b"#!", b"\x7fELF")
+
+
+def _program(name: str, path: str) -> str:
+    """The file ``execve`` runs for ``name``, once it looks runnable: a regular, executable script or ELF file."""
+    program = name if "/" in name else shutil.which(name, path=path)
     if program is None or not os.path.isfile(program) or not os.access(program, os.X_OK):
-        raise SecretsConfigError("command", f"{command[0]!r} is not an executable file (PATH searched)")
-    install_files(config, allow)
-    os.execve(program, list(command), env)  # noqa: S606 -- the point: the unchanged application in our place
+        raise SecretsConfigError("command", f"{name!r} is not an executable file (PATH searched)")
+    try:
+        with open(program, "rb") as stream:
+            head = stream.read(4)
+    except PermissionError:
+        return program  # execute-only: execve alone can tell
+    except OSError as error:
+        raise SecretsConfigError("command", f"cannot read {program}: {error.strerror}") from None
+    if not head.startswith(_EXECUTABLE_MAGIC):
+        raise SecretsConfigError("command", f"{program} starts with neither #! nor the ELF magic: execve cannot run it")
+    return program

@@ -32,11 +32,12 @@ class BootSecretsError(NitroAttestError):
     refused to release the data key (the key policy does not admit this
     enclave, or the encrypted key or its context was changed);
     ``commitment``: the key commitment (``x-amz-d``) does not match the data
-    key and message id; ``decrypt``: the content does not decrypt (a changed
-    byte of the ciphertext or of the message id); ``config``: the decrypted
+    key and message id (a changed ``x-amz-d`` or ``x-amz-i``); ``decrypt``:
+    the content does not decrypt (a changed byte of the body); ``config``: the decrypted
     configuration is not a valid configuration; ``not_allowed``: an entry lies
     outside the allow-lists; ``path``: a file's directory is a symbolic link
-    or not a directory, or a file cannot be written.
+    or not a directory, or a file cannot be written (what could not be
+    undone, if anything, is named).
     """
 
     codes = frozenset(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import posixpath
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ._config import SecretsConfig, _check_name, _check_path
@@ -74,8 +75,10 @@ class AllowList:
 class _Pending:
     directory: int  # a descriptor of the file's directory, opened without following links
     name: str
-    temporary: str
+    temporary: str  # the temporary file's name in ``directory``; "" once renamed (or never made)
     path: str
+    kept: str = ""  # a hard link to the file being replaced, kept until the install is done
+    placed: bool = False  # renamed into place
 
 
 def _refuse(path: str, message: str) -> BootSecretsError:
@@ -174,18 +177,90 @@ def _check_target(descriptor: int, name: str, path: str) -> None:
 
 
 def install_files(config: SecretsConfig, allow: AllowList) -> None:
-    """Writes the configuration's files, all or none.
+    """Writes the configuration's files, all or none (as far as POSIX allows).
 
     First every path is checked: inside the allow-list, no symbolic link at
     or below the allowed location, no directory in the way. Then each file is
     written to a temporary file in its own directory (``O_EXCL``,
-    ``O_NOFOLLOW``, its mode set before any byte is written, fsync), and only
-    once all are written are they renamed into place and the directories
-    synced. A failure before the renames removes the temporary files and the
-    directories made for them.
+    ``O_NOFOLLOW``, its mode set before any byte is written, fsync); a file
+    about to be replaced is kept under a second name (a hard link); only then
+    is each temporary file renamed into place, the directories synced and the
+    kept names removed. A failure at any step undoes the earlier ones: the
+    temporary files and kept names removed, a replaced file given back its
+    previous version, a new one removed, the directories made for them
+    removed. What cannot be undone (the filesystem refusing that too) is named
+    in the error.
 
     :raises BootSecretsError: ``not_allowed``, ``path``.
     """
+    _install(config, allow).close()
+
+
+class _Installation:
+    """The files one :func:`_install` wrote, their directories still open so that they can be removed."""
+
+    def __init__(self) -> None:
+        self.pending: list[_Pending] = []
+        self.created: list[str] = []
+
+    def close(self) -> None:
+        _close(item.directory for item in self.pending)
+        self.pending = []
+
+    def undo(self) -> list[str]:
+        """Undoes every step, the last first, and closes; returns what could not be undone (normally nothing)."""
+        left: list[str] = []
+        for item in reversed(self.pending):
+            here = item.directory
+            if item.placed and item.kept:
+                restore = functools.partial(os.rename, item.kept, item.name, src_dir_fd=here, dst_dir_fd=here)
+                if _undo(left, f"cannot give {item.path} its previous version back", restore, gone_is_done=False):
+                    item.placed, item.kept = False, ""
+            if item.placed:
+                _undo(left, f"cannot remove {item.path}", functools.partial(os.unlink, item.name, dir_fd=here))
+                if item.kept:  # the only copy of the previous version now: left for the operator
+                    left.append(f"the previous version of {item.path} is at {_beside(item, item.kept)}")
+            elif item.kept:
+                kept = functools.partial(os.unlink, item.kept, dir_fd=here)
+                _undo(left, f"cannot remove {_beside(item, item.kept)}", kept)
+            if item.temporary:
+                temporary = functools.partial(os.unlink, item.temporary, dir_fd=here)
+                _undo(left, f"cannot remove {_beside(item, item.temporary)}", temporary)
+        self.close()
+        for directory in reversed(self.created):
+            with contextlib.suppress(OSError):  # not empty: something else wrote there meanwhile; left as found
+                os.rmdir(directory)
+        return left
+
+
+def _beside(item: _Pending, name: str) -> str:
+    return posixpath.join(posixpath.dirname(item.path), name)
+
+
+def _undo(left: list[str], what: str, action: Callable[[], None], *, gone_is_done: bool = True) -> bool:
+    """Runs one step of an undo; when it fails, says so in ``left``. A missing file counts as removed."""
+    try:
+        action()
+    except FileNotFoundError:
+        if not gone_is_done:
+            left.append(f"{what}: it is gone")
+        return gone_is_done
+    except OSError as error:
+        left.append(f"{what}: {error.strerror}")
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _refusing(path: str, why: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise _refuse(path, f"{why}: {error.strerror}") from None
+
+
+def _install(config: SecretsConfig, allow: AllowList) -> _Installation:
+    """Writes the files as :func:`install_files` says, and returns them, so that a failed exec removes them."""
     allow.check(config)
     plans = [(_split(allow, entry.path), entry) for entry in config.files]
     for (base, parts, name), entry in plans:  # nothing is created before every path is known to be usable
@@ -195,28 +270,47 @@ def install_files(config: SecretsConfig, allow: AllowList) -> None:
                 _check_target(descriptor, name, entry.path)
             finally:
                 os.close(descriptor)
-    created: list[str] = []
-    pending: list[_Pending] = []
+    installation = _Installation()
     try:
         for (base, parts, name), entry in plans:
-            descriptor = _walk(base, parts, entry.path, create=created)
+            descriptor = _walk(base, parts, entry.path, create=installation.created)
             assert descriptor is not None  # create= makes what is missing
             item = _Pending(descriptor, name, f".{name}.{secrets.token_hex(8)}.tmp", entry.path)
-            pending.append(item)
+            installation.pending.append(item)
             _check_target(descriptor, name, entry.path)
             _write_temporary(item, entry.content, entry.mode)
-    except BaseException:
-        _discard(pending, created)
+        for item in installation.pending:
+            _keep(item)
+        for item in installation.pending:
+            with _refusing(item.path, "cannot rename it into place"):
+                os.rename(item.temporary, item.name, src_dir_fd=item.directory, dst_dir_fd=item.directory)
+            item.temporary, item.placed = "", True
+        for item in installation.pending:
+            with _refusing(item.path, "cannot sync its directory"):
+                os.fsync(item.directory)
+        for item in installation.pending:
+            if item.kept:
+                with _refusing(item.path, "cannot remove the kept previous version"):
+                    os.unlink(item.kept, dir_fd=item.directory)
+                item.kept = ""
+    except BaseException as error:
+        left = installation.undo()
+        if left and isinstance(error, BootSecretsError):
+            raise BootSecretsError(error.code, f"{error.message}; not undone: {'; '.join(left)}") from None
         raise
+    return installation
+
+
+def _keep(item: _Pending) -> None:
+    """A second name for the file ``item`` replaces, so that a later failure can give it back."""
+    kept = f".{item.name}.{secrets.token_hex(8)}.old"
     try:
-        for item in pending:
-            os.rename(item.temporary, item.name, src_dir_fd=item.directory, dst_dir_fd=item.directory)
-        for item in pending:
-            os.fsync(item.directory)
+        os.link(item.name, kept, src_dir_fd=item.directory, dst_dir_fd=item.directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return  # nothing to replace
     except OSError as error:
-        raise BootSecretsError("path", f"cannot rename a file into place: {error.strerror}") from None
-    finally:
-        _close(item.directory for item in pending)
+        raise _refuse(item.path, f"cannot keep the existing file while replacing it: {error.strerror}") from None
+    item.kept = kept
 
 
 def _write_temporary(item: _Pending, content: bytes, mode: int) -> None:
@@ -236,17 +330,6 @@ def _write_temporary(item: _Pending, content: bytes, mode: int) -> None:
         raise _refuse(item.path, f"cannot write: {error.strerror}") from None
     finally:
         os.close(descriptor)
-
-
-def _discard(pending: list[_Pending], created: list[str]) -> None:
-    for item in pending:
-        if item.temporary:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(item.temporary, dir_fd=item.directory)
-    _close(item.directory for item in pending)
-    for directory in reversed(created):
-        with contextlib.suppress(OSError):  # not empty: something else wrote there meanwhile; left as found
-            os.rmdir(directory)
 
 
 def _close(descriptors: Iterable[int]) -> None:

@@ -210,10 +210,8 @@ def _run(args: argparse.Namespace) -> int:
         launch(config, allow, command)
     except NitroAttestError as error:  # BootSecretsError, NsmError
         rejected(error)
-    except (ConfigurationError, UsageError, ClientError, BotoCoreError) as error:
+    except (ConfigurationError, UsageError, ClientError, BotoCoreError) as error:  # exec failing among them
         print(f"nitro-attest secrets run: {safe(str(error))}", file=sys.stderr)
-    except OSError as error:  # exec failed after the checks (not an executable format...)
-        print(f"nitro-attest secrets run: cannot run {command[0]}: {error.strerror or error}", file=sys.stderr)
     return EXIT_REJECTED
 
 
