@@ -9,16 +9,15 @@ the types and the reading, below the KMS and policy code that act on them;
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography import x509
 
-from .document import _NITROTPM_PCRS_KEY, MAX_PCR_INDEX, PCR_SIZE, _hex_or_none, _iso, _signed_fields
+from .document import _NITROTPM_PCRS_KEY, _hex_or_none, _iso, _Register, _signed_fields
 from .keys import certificate_summary
 
 __all__ = [
@@ -50,8 +49,8 @@ NITROTPM_PCR_MEANINGS: Mapping[int, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True, eq=False)
-class TPMPCRValue:
+@dataclass(frozen=True, eq=False, repr=False)
+class TPMPCRValue(_Register):
     """One NitroTPM platform configuration register: its index and its 48-byte SHA-384 value.
 
     Not a :class:`~nitro_attest.PCRValue`: a TPM's PCR4 (boot manager code)
@@ -62,49 +61,12 @@ class TPMPCRValue:
     run in constant time.
     """
 
-    #: The register's index, 0..31 (NitroTPM reports 0..23).
-    index: int
-    #: The register's 48 bytes (the TPM's SHA-384 bank).
-    value: bytes
-
-    def __post_init__(self) -> None:
-        if type(self.index) is not int or not 0 <= self.index <= MAX_PCR_INDEX:
-            raise ValueError(f"TPM PCR index must be an integer 0..{MAX_PCR_INDEX}, got {self.index!r}")
-        if not isinstance(self.value, bytes) or len(self.value) != PCR_SIZE:
-            raise ValueError(f"TPM PCR{self.index} must be {PCR_SIZE} bytes (SHA-384)")
+    _KIND: ClassVar[str] = "TPM PCR"
 
     @property
     def meaning(self) -> str | None:
         """What this PCR measures on NitroTPM (:data:`NITROTPM_PCR_MEANINGS`), or None."""
         return NITROTPM_PCR_MEANINGS.get(self.index)
-
-    def hex(self) -> str:
-        """The value as 96 lower-case hex digits, as KMS puts it in ``kms:RecipientAttestation:NitroTPMPCR<n>``."""
-        return self.value.hex()
-
-    def __bytes__(self) -> bytes:
-        return self.value
-
-    def __str__(self) -> str:
-        return self.hex()
-
-    def __repr__(self) -> str:
-        return f"TPMPCRValue({self.index}, {self.hex()!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, TPMPCRValue):
-            return self.index == other.index and hmac.compare_digest(self.value, other.value)
-        if isinstance(other, bytes):
-            return hmac.compare_digest(self.value, other)
-        if isinstance(other, str):
-            try:
-                return hmac.compare_digest(self.value, bytes.fromhex(other))
-            except ValueError:
-                return False
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.value)
 
 
 @dataclass(frozen=True)

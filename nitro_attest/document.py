@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 
 from cryptography import x509
 
@@ -63,14 +63,13 @@ _MAX_TIMESTAMP_MS = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True, eq=False)
-class PCRValue:
-    """One platform configuration register: its index and its 48-byte SHA-384 value.
+class _Register:
+    """A 48-byte SHA-384 register and its index: what an enclave's and a NitroTPM's PCRs share.
 
-    Equal to another ``PCRValue`` with the same index and value, to ``bytes``
-    with the same value, and to a hex string of the value in either case.
-    Comparisons run in constant time. The hash is that of the value's bytes,
-    so hex strings (equal but hashed differently) should not be mixed with
-    ``PCRValue`` as keys of one dict or set.
+    Equal to a register of the same type, index and value, to ``bytes`` with
+    the same value, and to a hex string of the value in either case, in
+    constant time. Registers of the two types are never equal: they share
+    numbers, not meanings.
     """
 
     #: The register's index, 0..31.
@@ -78,16 +77,14 @@ class PCRValue:
     #: The register's 48 bytes.
     value: bytes
 
+    #: How messages name this kind of register.
+    _KIND: ClassVar[str] = "PCR"
+
     def __post_init__(self) -> None:
         if type(self.index) is not int or not 0 <= self.index <= MAX_PCR_INDEX:
-            raise ValueError(f"PCR index must be an integer 0..{MAX_PCR_INDEX}, got {self.index!r}")
+            raise ValueError(f"{self._KIND} index must be an integer 0..{MAX_PCR_INDEX}, got {self.index!r}")
         if not isinstance(self.value, bytes) or len(self.value) != PCR_SIZE:
-            raise ValueError(f"PCR{self.index} must be {PCR_SIZE} bytes (SHA-384)")
-
-    @property
-    def meaning(self) -> str | None:
-        """What this PCR measures, for PCR 0, 1, 2, 3, 4 and 8; None for the others."""
-        return PCR_MEANINGS.get(self.index)
+            raise ValueError(f"{self._KIND}{self.index} must be {PCR_SIZE} bytes (SHA-384)")
 
     @property
     def is_zero(self) -> bool:
@@ -95,7 +92,7 @@ class PCRValue:
         return not any(self.value)
 
     def hex(self) -> str:
-        """The value as 96 lower-case hex digits, as AWS tools print it."""
+        """The value as 96 lower-case hex digits, as AWS tools (and KMS condition keys) write it."""
         return self.value.hex()
 
     def __bytes__(self) -> bytes:
@@ -106,11 +103,12 @@ class PCRValue:
 
     def __repr__(self) -> str:
         # Hex, as every AWS tool prints PCRs: the bytes repr of a hash is unreadable.
-        return f"PCRValue({self.index}, {self.hex()!r})"
+        return f"{type(self).__name__}({self.index}, {self.hex()!r})"
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, PCRValue):
-            return self.index == other.index and hmac.compare_digest(self.value, other.value)
+        if isinstance(other, _Register):
+            same = type(other) is type(self) and self.index == other.index
+            return same and hmac.compare_digest(self.value, other.value)
         if isinstance(other, bytes):
             return hmac.compare_digest(self.value, other)
         if isinstance(other, str):
@@ -122,6 +120,23 @@ class PCRValue:
 
     def __hash__(self) -> int:
         return hash(self.value)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PCRValue(_Register):
+    """One platform configuration register of an enclave: its index and its 48-byte SHA-384 value.
+
+    Equal to another ``PCRValue`` with the same index and value, to ``bytes``
+    with the same value, and to a hex string of the value in either case.
+    Comparisons run in constant time. The hash is that of the value's bytes,
+    so hex strings (equal but hashed differently) should not be mixed with
+    ``PCRValue`` as keys of one dict or set.
+    """
+
+    @property
+    def meaning(self) -> str | None:
+        """What this PCR measures, for PCR 0, 1, 2, 3, 4 and 8; None for the others."""
+        return PCR_MEANINGS.get(self.index)
 
 
 @dataclass(frozen=True)

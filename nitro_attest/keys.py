@@ -1,4 +1,4 @@
-"""Reading certificates as people hand them over: PEM or DER, one or a bundle.
+"""Reading certificates and enclave public keys as people hand them over: PEM or DER.
 
 One reading for the whole package, so that the CLI, :mod:`nitro_attest.measurements`
 and the trust-root options cannot disagree about what a file holds:
@@ -7,7 +7,9 @@ and the trust-root options cannot disagree about what a file holds:
   measured into PCR8, a recipient's certificate);
 - :func:`load_certificates`: one or more (trust roots: a PEM bundle, or the
   DER of one certificate, which is what a document's ``cabundle[0]`` holds);
-- :func:`certificate_summary`: what people and JSON reports show of one.
+- :func:`certificate_summary`: what people and JSON reports show of one;
+- :func:`load_rsa_public_key`: an enclave's RSA SubjectPublicKeyInfo, what KMS
+  and :func:`nitro_attest.recipient.seal` encrypt to.
 
 Both raise :class:`ValueError` (never cryptography's ASN.1 messages) saying
 which format was expected, and :class:`TypeError` for a value of another type.
@@ -19,9 +21,21 @@ import hashlib
 from datetime import datetime, timezone
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key, load_pem_public_key
 
-__all__ = ["CertificateInput", "certificate_summary", "load_certificate", "load_certificates"]
+__all__ = [
+    "MAX_PUBLIC_KEY_SIZE",
+    "CertificateInput",
+    "certificate_summary",
+    "load_certificate",
+    "load_certificates",
+    "load_rsa_public_key",
+]
+
+#: The largest public key read: a 4096-bit RSA key's SubjectPublicKeyInfo is 550 bytes of DER, ~800 of PEM.
+MAX_PUBLIC_KEY_SIZE = 4 * 1024
 
 #: What :func:`load_certificate` takes: PEM (``str`` or bytes), DER bytes, or a certificate object.
 CertificateInput = bytes | bytearray | memoryview | str | x509.Certificate
@@ -105,3 +119,23 @@ def certificate_summary(certificate: x509.Certificate) -> dict[str, str]:
         "not_after": _iso(certificate.not_valid_after_utc),
         "sha256": hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest(),
     }
+
+
+def load_rsa_public_key(data: bytes, what: str = "the public key", *, pem: bool = False) -> rsa.RSAPublicKey:
+    """The RSA key of a SubjectPublicKeyInfo: DER (as in an attestation document), or PEM too when ``pem``.
+
+    ``what`` names the key in the :class:`ValueError` raised for anything else
+    (too large, not a SubjectPublicKeyInfo, another kind of key). The key's
+    size is not judged here: callers have their own rules.
+    """
+    if len(data) > MAX_PUBLIC_KEY_SIZE:
+        raise ValueError(f"{what} is {len(data)} bytes, over the {MAX_PUBLIC_KEY_SIZE}-byte bound")
+    is_pem = pem and data.lstrip().startswith(b"-----BEGIN")
+    try:
+        key = load_pem_public_key(data) if is_pem else load_der_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError(f"{what} is not a SubjectPublicKeyInfo ({'DER or PEM' if pem else 'DER'})") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        kind = f"an EC ({key.curve.name})" if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
+        raise ValueError(f"{what} is {kind} key, not an RSA key")
+    return key

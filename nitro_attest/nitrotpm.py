@@ -20,7 +20,6 @@ only its own kind of policy.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -40,7 +39,7 @@ from ._tpm_document import (
 from ._verify import check_signed_document, trusted_roots, verification_time
 from .document import PCRValue
 from .errors import PolicyFailure, PolicyViolation
-from .policy import Policy, _matches, _module_id_regex, _normalize_pcrs, _optional_bytes, _pins_repr
+from .policy import Policy, _matches, _normalize_pcrs, _optional_bytes, _pins_repr, binding_failures
 
 __all__ = [
     "NITROTPM_PCR_MEANINGS",
@@ -261,41 +260,7 @@ class NitroTPMPolicy:
             else:
                 message = f"NitroTPM PCR{index} is {actual.hex()}, not an allowed value"
                 failures.append(PolicyFailure("pcr", message, index, expected, actual.hex()))
-        if self.module_id is not None and not _module_id_regex(self.module_id).fullmatch(document.module_id):
-            failures.append(
-                PolicyFailure(
-                    "module_id",
-                    f"module_id {document.module_id!r} does not match {self.module_id!r}",
-                    expected=(self.module_id,),
-                    actual=document.module_id,
-                )
-            )
-        for code, wanted, actual_value in (
-            ("nonce", self.nonce, document.nonce),
-            ("user_data", self.user_data, document.user_data),
-            ("public_key", self.public_key, document.public_key),
-        ):
-            if wanted is not None and (actual_value is None or not hmac.compare_digest(wanted, actual_value)):
-                shown = "has none" if actual_value is None else f"has {len(actual_value)} bytes that differ"
-                failures.append(
-                    PolicyFailure(
-                        code,
-                        f"{code} does not match the expected value (the document {shown})",
-                        expected=(wanted.hex(),),
-                        actual=None if actual_value is None else actual_value.hex(),
-                    )
-                )
-        # Subtracting from at could leave datetime's range for a huge max_age; the age cannot.
-        if self.max_age is not None and at - document.timestamp > self.max_age:
-            failures.append(
-                PolicyFailure(
-                    "stale",
-                    f"document was made at {document.timestamp.isoformat()}, "
-                    f"more than {self.max_age} before {at.isoformat()}",
-                    expected=(str(self.max_age),),
-                    actual=document.timestamp.isoformat(),
-                )
-            )
+        failures.extend(binding_failures(self, document, at))
         return tuple(failures)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias, overload
+from typing import Any, Literal, Protocol, TypeAlias, overload
 
 from .document import MAX_PCR_INDEX, PCR_SIZE, AttestationDocument, PCRValue, VerifiedDocument, require_verified
 from .errors import PolicyFailure, PolicyViolation
@@ -418,39 +418,80 @@ class Policy:
                         "pcr", f"PCR{index} is {actual.hex()}, not an allowed value", index, expected, actual.hex()
                     )
                 )
-        if self.module_id is not None and not _module_id_regex(self.module_id).fullmatch(document.module_id):
-            failures.append(
-                PolicyFailure(
-                    "module_id",
-                    f"module_id {document.module_id!r} does not match {self.module_id!r}",
-                    expected=(self.module_id or "",),
-                    actual=document.module_id,
-                )
-            )
-        for code, wanted, actual_value in (
-            ("nonce", self.nonce, document.nonce),
-            ("user_data", self.user_data, document.user_data),
-            ("public_key", self.public_key, document.public_key),
-        ):
-            if wanted is not None and (actual_value is None or not hmac.compare_digest(wanted, actual_value)):
-                shown = "has none" if actual_value is None else f"has {len(actual_value)} bytes that differ"
-                failures.append(
-                    PolicyFailure(
-                        code,
-                        f"{code} does not match the expected value (the document {shown})",
-                        expected=(wanted.hex(),),
-                        actual=None if actual_value is None else actual_value.hex(),
-                    )
-                )
-        # Subtracting from at could leave datetime's range for a huge max_age; the age cannot.
-        if self.max_age is not None and at - document.timestamp > self.max_age:
-            failures.append(
-                PolicyFailure(
-                    "stale",
-                    f"document was made at {document.timestamp.isoformat()}, "
-                    f"more than {self.max_age} before {at.isoformat()}",
-                    expected=(str(self.max_age),),
-                    actual=document.timestamp.isoformat(),
-                )
-            )
+        failures.extend(binding_failures(self, document, at))
         return tuple(failures)
+
+
+class _Attested(Protocol):
+    """What the checks below read of a document: an enclave's or a NitroTPM's."""
+
+    @property
+    def module_id(self) -> str: ...
+    @property
+    def nonce(self) -> bytes | None: ...
+    @property
+    def user_data(self) -> bytes | None: ...
+    @property
+    def public_key(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> datetime: ...
+
+
+class _Bindings(Protocol):
+    """What the checks below read of a policy: an enclave's or a NitroTPM's."""
+
+    @property
+    def module_id(self) -> str | None: ...
+    @property
+    def nonce(self) -> bytes | None: ...
+    @property
+    def user_data(self) -> bytes | None: ...
+    @property
+    def public_key(self) -> bytes | None: ...
+    @property
+    def max_age(self) -> timedelta | None: ...
+
+
+def binding_failures(policy: _Bindings, document: _Attested, at: datetime) -> list[PolicyFailure]:
+    """The failures of the constraints every kind of document has: module_id, nonce, user_data, public_key, age.
+
+    Shared by :class:`Policy` and :class:`~nitro_attest.NitroTPMPolicy`, so the two kinds are judged
+    by one reading of these fields.
+    """
+    module_id, max_age = policy.module_id, policy.max_age
+    failures: list[PolicyFailure] = []
+    if module_id is not None and not _module_id_regex(module_id).fullmatch(document.module_id):
+        failures.append(
+            PolicyFailure(
+                "module_id",
+                f"module_id {document.module_id!r} does not match {module_id!r}",
+                expected=(module_id,),
+                actual=document.module_id,
+            )
+        )
+    for code, wanted, actual_value in (
+        ("nonce", policy.nonce, document.nonce),
+        ("user_data", policy.user_data, document.user_data),
+        ("public_key", policy.public_key, document.public_key),
+    ):
+        if wanted is not None and (actual_value is None or not hmac.compare_digest(wanted, actual_value)):
+            shown = "has none" if actual_value is None else f"has {len(actual_value)} bytes that differ"
+            failures.append(
+                PolicyFailure(
+                    code,
+                    f"{code} does not match the expected value (the document {shown})",
+                    expected=(wanted.hex(),),
+                    actual=None if actual_value is None else actual_value.hex(),
+                )
+            )
+    # Subtracting from at could leave datetime's range for a huge max_age; the age cannot.
+    if max_age is not None and at - document.timestamp > max_age:
+        failures.append(
+            PolicyFailure(
+                "stale",
+                f"document was made at {document.timestamp.isoformat()}, more than {max_age} before {at.isoformat()}",
+                expected=(str(max_age),),
+                actual=document.timestamp.isoformat(),
+            )
+        )
+    return failures

@@ -100,7 +100,7 @@ PUBLIC_PATHS: dict[str, tuple[str, ...]] = {
     ),
     "nitro_attest.recipient": ("EnclaveKey", "EnvelopeInfo", "RecipientError", "inspect", "seal"),
     "nitro_attest.eif": ("EifDescription", "EifError", "describe"),
-    "nitro_attest.keys": ("certificate_summary", "load_certificate", "load_certificates"),
+    "nitro_attest.keys": ("certificate_summary", "load_certificate", "load_certificates", "load_rsa_public_key"),
     "nitro_attest.cli": ("main",),
 }
 

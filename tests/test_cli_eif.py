@@ -157,11 +157,18 @@ def test_policy_from_eif_accepts_the_images_enclave_and_rejects_another(
     genuine = _document(tmp_path, pki, image_pcrs)
     accepted = run("policy", "check", "--policy", policy_file, *trust, genuine)
     assert accepted.code == EXIT_OK, accepted.err
+    verified = run("verify", genuine, "--policy", policy_file, *trust)
+    assert verified.code == EXIT_OK, verified.err
 
     other = _document(tmp_path, pki, {**image_pcrs, 2: bytes(range(48))})
     refused = run("policy", "check", "--policy", policy_file, *trust, other)
     assert refused.code == EXIT_REJECTED
     assert "[pcr]" in refused.out + refused.err
+
+    # The same file drives verify itself.
+    rejected = run("verify", other, "--policy", policy_file, *trust)
+    assert rejected.code == EXIT_REJECTED
+    assert rejected.err.startswith("rejected [pcr]: PCR2 is ")
 
 
 def test_policy_from_eif_kms_key_policy_statement(signed: Path, run: Any) -> None:

@@ -174,3 +174,26 @@ def test_version_names_the_backend_and_where_the_package_is(run: Any) -> None:
         f"nitro-attest {__version__} (P-384 backend: {nitro_attest.BACKEND}) "
         f"from {Path(nitro_attest.__file__).resolve().parent}"
     )
+
+
+def test_verify_policy_file_and_what_cannot_go_with_it(run: Any, folder: Path, tmp_path: Path, root_pem: Path) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"nitro_attest_policy": 1, "pcrs": {"0": PCR0}}))
+    trust = ("--at", AT, "--root", root_pem)
+    assert run("verify", folder / "a.cbor", "--policy", policy, *trust).code == EXIT_OK
+    both = run("verify", folder / "a.cbor", "--policy", policy, "--pcr", f"0={PCR0}", "--nonce", "6e", *trust)
+    assert both.code == EXIT_USAGE
+    assert f"--policy holds the whole policy: write --pcr, --nonce into {policy} instead" in both.err
+    key_policy = tmp_path / "key-policy.json"
+    key_policy.write_text(
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}],
+            }
+        )
+    )
+    kms = run("verify", folder / "a.cbor", "--policy", key_policy, *trust)
+    assert kms.code == EXIT_USAGE and "is an AWS KMS key policy: `nitro-attest policy check" in kms.err
+    missing = run("verify", folder / "a.cbor", "--policy", tmp_path / "absent.json", *trust)
+    assert missing.code == EXIT_USAGE and "cannot read --policy" in missing.err

@@ -103,7 +103,7 @@ def test_real_nitrotpm_document_is_judged_on_its_tpm_pcrs(entry: dict[str, Any])
     )
     # These documents bind a raw 65-byte EC point, not a DER RSA key: KMS could not answer them.
     assert decision.obstacles == (
-        "the document's public_key is not a DER SubjectPublicKeyInfo: KMS encrypts its response "
+        "the document's public_key is not a SubjectPublicKeyInfo (DER): KMS encrypts its response "
         "(CiphertextForRecipient) to it with RSAES-OAEP",
     )
     assert not decision.would_succeed
@@ -224,8 +224,8 @@ def test_a_parsed_nitrotpm_document_is_refused_by_name(pki: TestPKI) -> None:
     [
         (None, "the document has no public_key"),
         (b"", "the document has an empty public_key"),
-        (b"\x04" + bytes(64), "is not a DER SubjectPublicKeyInfo"),
-        ("ec", "is an EC (secp384r1) key, not RSA"),
+        (b"\x04" + bytes(64), "is not a SubjectPublicKeyInfo (DER)"),
+        ("ec", "is an EC (secp384r1) key, not an RSA key"),
     ],
 )
 def test_a_document_kms_cannot_answer_is_not_a_success(

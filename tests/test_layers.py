@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("nitro_attest._cose", "nitro_attest._chain", "nitro_attest.measurements"),
     ("nitro_attest.kms", "nitro_attest.policy", "nitro_attest.policy_file"),
     ("nitro_attest._verify", "nitro_attest._batch", "nitro_attest.challenge", "nitro_attest.nitrotpm"),
-    ("nitro_attest.recipient", "nitro_attest.eif"),
+    ("nitro_attest.recipient", "nitro_attest.eif", "nitro_attest.nsm", "nitro_attest.boot_secrets"),
     ("nitro_attest",),  # the package's face re-exports the layers above
     ("nitro_attest.kms.server", "nitro_attest.kms._server_operations", "nitro_attest.kms._server_store"),
     ("nitro_attest.testing",),

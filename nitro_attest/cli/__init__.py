@@ -5,7 +5,8 @@ Command groups, one module each: ``inspect`` and ``verify``
 ``eif describe`` and ``eif pcr`` (:mod:`nitro_attest.cli.eif`), ``policy check``,
 ``policy from-document`` and ``policy from-eif`` (:mod:`nitro_attest.cli.policy`),
 ``recipient keygen|seal|open|inspect`` (:mod:`nitro_attest.cli.recipient`),
-``kms serve`` (:mod:`nitro_attest.cli.kms`), ``testing init|attest``
+``kms serve`` (:mod:`nitro_attest.cli.kms`), ``secrets encrypt|run|inspect``
+(:mod:`nitro_attest.cli.boot_secrets`), ``testing init|attest``
 (:mod:`nitro_attest.cli.testing`) and ``demo`` (:mod:`nitro_attest.cli.demo`). Each module's ``register`` adds
 its subcommands and the handler that runs them; what the handlers compute comes
 from the library's public API, so the CLI holds only flags, files and text.
@@ -24,12 +25,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import BACKEND, __version__
-from . import demo, documents, eif, kms, measurements, policy, recipient, testing
+from . import boot_secrets, demo, documents, eif, kms, measurements, policy, recipient, testing
 from ._common import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "main"]
 
-_GROUPS = (documents, measurements, eif, policy, recipient, kms, testing, demo)
+_GROUPS = (documents, measurements, eif, policy, recipient, kms, testing, boot_secrets, demo)
+
+
+class _Version(argparse.Action):
+    """argparse's version action, without its line wrapping: the path must stay whole to be copied."""
+
+    def __init__(self, option_strings: Sequence[str], version: str, dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+        self.version = version
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(self.version)
+        parser.exit()
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -43,8 +56,8 @@ def _build_parser() -> argparse.ArgumentParser:
     location = Path(__file__).resolve().parents[1]
     parser.add_argument(
         "--version",
-        action="version",
-        version=f"%(prog)s {__version__} (P-384 backend: {BACKEND}) from {location}",
+        action=_Version,
+        version=f"nitro-attest {__version__} (P-384 backend: {BACKEND}) from {location}",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in _GROUPS:

@@ -24,7 +24,9 @@ from cryptography import x509
 from ..document import MAX_PCR_INDEX, PCR_MEANINGS, PCR_SIZE, AttestationDocument, document_bytes, parse
 from ..errors import NitroAttestError, PolicyFailure, PolicyViolation
 from ..keys import certificate_summary, load_certificates
+from ..kms import KeyPolicy, KmsPolicyError
 from ..policy import Policy
+from ..policy_file import PolicyFileError, load_policy
 
 EXIT_OK = 0
 EXIT_REJECTED = 1
@@ -349,8 +351,24 @@ def add_at_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def load_policy_file(path: str) -> Policy | KeyPolicy:
+    """A policy file: nitro_attest's own (JSON or TOML) or an AWS KMS key policy; usage errors name the file."""
+    try:
+        return load_policy(path)
+    except (PolicyFileError, KmsPolicyError) as error:  # their messages name the file and the key
+        raise UsageError(str(error)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read --policy {path}: {exc.strerror or exc}") from None
+
+
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that build a :class:`Policy` (read back by :func:`policy_from_arguments`)."""
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="a nitro_attest policy file (.json or .toml, e.g. from `policy from-document` or `policy from-eif`) "
+        "instead of --pcr; it holds every constraint, so the other policy flags cannot be added to it",
+    )
     parser.add_argument(
         "--pcr",
         metavar="N=HEX",
@@ -380,12 +398,14 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
 
 def policy_from_arguments(args: argparse.Namespace) -> Policy:
     """The policy ``--pcr``/``--any-enclave`` and the other policy flags state; one of the two is required."""
+    if args.policy is not None:
+        return _policy_file_alone(args)
     if args.pcr and args.any_enclave:
         raise UsageError("--any-enclave accepts every enclave, so it cannot be combined with --pcr; choose one")
     if not args.pcr and not args.any_enclave:
         raise UsageError(
             "no policy: pin the measurements you expect with --pcr N=HEX (repeat it; the same N twice allows "
-            "either value), or pass --any-enclave to accept any genuine enclave whatever it runs"
+            "either value), pass --policy FILE, or pass --any-enclave to accept any genuine enclave whatever it runs"
         )
     options: dict[str, Any] = {
         "nonce": args.nonce,
@@ -400,6 +420,28 @@ def policy_from_arguments(args: argparse.Namespace) -> Policy:
     for index, value in args.pcr:
         pins.setdefault(index, []).append(value)
     return Policy(pins, **options)
+
+
+def _policy_file_alone(args: argparse.Namespace) -> Policy:
+    flags = {
+        "--pcr": bool(args.pcr),
+        "--any-enclave": args.any_enclave,
+        "--nonce": args.nonce is not None,
+        "--user-data": args.user_data is not None,
+        "--public-key": args.public_key is not None,
+        "--max-age": args.max_age is not None,
+        "--allow-debug": args.allow_debug,
+    }
+    given = [flag for flag, present in flags.items() if present]
+    if given:
+        raise UsageError(f"--policy holds the whole policy: write {', '.join(given)} into {args.policy} instead")
+    policy = load_policy_file(args.policy)
+    if not isinstance(policy, Policy):
+        raise UsageError(
+            f"{args.policy} is an AWS KMS key policy: `nitro-attest policy check --policy {args.policy}` evaluates "
+            "it as KMS would"
+        )
+    return policy
 
 
 def verification_time(at: datetime | DocumentTime | None, data: bytes) -> datetime:

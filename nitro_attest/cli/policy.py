@@ -14,8 +14,8 @@ from typing import Any
 
 from cryptography import x509
 
-from .. import NitroAttestError, Policy, PolicyFileError, PolicyViolation, kms, parse, verify
-from ..policy_file import dumps_policy, load_policy
+from .. import NitroAttestError, Policy, PolicyViolation, kms, parse, verify
+from ..policy_file import dumps_policy
 from . import eif
 from ._common import (
     EXIT_OK,
@@ -30,6 +30,7 @@ from ._common import (
     failure_lines,
     field_rows,
     load_document_bytes,
+    load_policy_file,
     load_roots,
     pcr_index_argument,
     print_json_results,
@@ -136,15 +137,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     eif.register_policy_from_eif(actions)
 
 
-def _load_policy_file(path: str) -> Policy | kms.KeyPolicy:
-    try:
-        return load_policy(path)
-    except (PolicyFileError, kms.KmsPolicyError) as error:  # their messages name the file and the key
-        raise UsageError(str(error)) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read --policy {path}: {exc.strerror or exc}") from None
-
-
 def _kms_lines(name: str, decision: kms.KmsDecision, action: str) -> list[str]:
     deciding = decision.deciding_statement
     if decision.would_succeed:
@@ -212,7 +204,7 @@ def _check_document(
 
 
 def _check(args: argparse.Namespace) -> int:
-    policy = _load_policy_file(args.policy)
+    policy = load_policy_file(args.policy)
     if isinstance(policy, Policy):
         kms_only = [
             flag for flag, value in (("--action", args.action), ("--principal", args.principal)) if value is not None

@@ -8,12 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, overload
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_der_public_key
-
 from .._tpm_document import NitroTPMDocument, VerifiedNitroTPMDocument, require_verified_nitrotpm
 from ..document import AttestationDocument, VerifiedDocument, require_verified
+from ..keys import load_rsa_public_key
 from ._key_policy import (
     _ARN,
     _NEGATED_STRING_OPERATORS,
@@ -200,12 +197,9 @@ def _recipient_obstacles(document: _Document) -> tuple[str, ...]:
         shown = "no public_key" if document.public_key is None else "an empty public_key"
         return (f"the document has {shown}: {fails}",)
     try:
-        key = load_der_public_key(document.public_key)
-    except (ValueError, UnsupportedAlgorithm):
-        return (f"the document's public_key is not a DER SubjectPublicKeyInfo: {fails}",)
-    if not isinstance(key, rsa.RSAPublicKey):
-        kind = f"an EC ({key.curve.name})" if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
-        return (f"the document's public_key is {kind} key, not RSA: {fails}",)
+        load_rsa_public_key(document.public_key, "the document's public_key")
+    except ValueError as error:
+        return (f"{error}: {fails}",)
     return ()
 
 

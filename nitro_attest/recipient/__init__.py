@@ -52,6 +52,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..document import AttestationDocument, require_verified
 from ..errors import ConfigurationError, NitroAttestError
+from ..keys import load_rsa_public_key
 from . import _cms
 
 __all__ = [
@@ -89,7 +90,6 @@ _CEK_SIZE = 32
 _KMS_KEY_ID_SIZE = 32  # SHA-256 of the SubjectPublicKeyInfo DER
 _OPENSSL_KEY_ID_SIZE = 20  # SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2 method 1)
 _MAX_KEY_FILE = 16 * 1024  # a 4096-bit key's PKCS#8 PEM is ~3.3 KB
-_MAX_PUBLIC_KEY = 4 * 1024  # a 4096-bit key's SPKI is 550 bytes of DER, ~800 of PEM
 _OAEP = OAEP(mgf=MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 # One message for every way decryption can fail, so that no failure can be told from another.
 _DECRYPT_FAILED = "the envelope does not decrypt with this key (wrong key, or a corrupted encrypted key or content)"
@@ -262,17 +262,10 @@ def _check_key_size(bits: int, what: str) -> None:
 
 
 def _load_public_key(data: bytes, what: str, *, pem: bool) -> rsa.RSAPublicKey:
-    if len(data) > _MAX_PUBLIC_KEY:
-        raise RecipientError("recipient", f"{what} is {len(data)} bytes, over the {_MAX_PUBLIC_KEY}-byte bound")
-    is_pem = pem and data.lstrip().startswith(b"-----BEGIN")
     try:
-        key = serialization.load_pem_public_key(data) if is_pem else serialization.load_der_public_key(data)
-    except (ValueError, UnsupportedAlgorithm):
-        form = "DER or PEM" if pem else "DER"
-        raise RecipientError("recipient", f"{what} is not a SubjectPublicKeyInfo ({form})") from None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise RecipientError("recipient", f"{what} is not an RSA key: KMS and kmstool use RSA")
-    return key
+        return load_rsa_public_key(data, what, pem=pem)
+    except ValueError as error:
+        raise RecipientError("recipient", str(error)) from None
 
 
 def _recipient_key(recipient: object) -> rsa.RSAPublicKey:
