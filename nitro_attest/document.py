@@ -8,8 +8,6 @@ Nitro Enclaves attestation process (field types and sizes: see
 a file) into the raw CBOR that :func:`parse` and :func:`nitro_attest.verify` take.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import functools
@@ -232,7 +230,7 @@ class VerifiedDocument(AttestationDocument):
         return {**super().as_dict(), "verified_at": _iso(self.verified_at)}
 
     @classmethod
-    def _of(cls, document: AttestationDocument, verified_at: datetime) -> VerifiedDocument:
+    def _of(cls, document: AttestationDocument, verified_at: datetime) -> "VerifiedDocument":
         # Called by verify() and verify_batch() after their last check, never before.
         return cls(
             **{member.name: getattr(document, member.name) for member in fields(document)}, verified_at=verified_at

@@ -22,8 +22,6 @@ rather than hash it.
 '08f996b5d43e047a'
 """
 
-from __future__ import annotations
-
 import hashlib
 import re
 

@@ -8,8 +8,6 @@ the document's age and its module ID. :meth:`Policy.any_of` combines
 policies for rolling upgrades. Evaluation reports every failed constraint.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 import hmac
@@ -27,9 +25,9 @@ from .kms import KeyPolicy, KmsPolicyError, key_policy_pcr_constraints
 __all__ = ["PCRPin", "Policy"]
 
 #: One allowed PCR value: 96 hex digits (either case), 48 bytes, or a PCRValue.
-PCRPin: TypeAlias = "str | bytes | PCRValue"
+PCRPin: TypeAlias = str | bytes | PCRValue
 #: The allowed values of one PCR: one pin or a collection of pins (any of them).
-PCRPins: TypeAlias = "PCRPin | Iterable[PCRPin]"
+PCRPins: TypeAlias = PCRPin | Iterable[PCRPin]
 
 
 def _pin_bytes(index: int, pin: PCRPin) -> bytes:
@@ -146,7 +144,7 @@ class Policy:
     #: The pattern ``module_id`` must match (``*``: any run of characters, ``?``: one), or None.
     module_id: str | None
     #: For :meth:`any_of`: the policies of which one must accept; empty otherwise.
-    alternatives: tuple[Policy, ...]
+    alternatives: "tuple[Policy, ...]"
 
     def __init__(
         self,
@@ -186,7 +184,7 @@ class Policy:
         max_age: timedelta | None = None,
         allow_debug: bool = False,
         module_id: str | None = None,
-    ) -> Policy:
+    ) -> "Policy":
         """A policy that accepts any genuine enclave, whatever it runs.
 
         Only the other constraints (nonce, user data, public key, age, debug,
@@ -206,7 +204,7 @@ class Policy:
         return policy
 
     @classmethod
-    def any_of(cls, *policies: Policy) -> Policy:
+    def any_of(cls, *policies: "Policy") -> "Policy":
         """A policy that accepts a document when at least one of ``policies`` does.
 
         Each policy is checked as a whole (for a rolling upgrade: the old
@@ -241,7 +239,7 @@ class Policy:
         max_age: timedelta | None = None,
         allow_debug: bool = False,
         module_id: str | None = None,
-    ) -> Policy:
+    ) -> "Policy":
         """The Policy that accepts the PCRs an AWS KMS key policy lets through for ``action``.
 
         One Allow statement must decide (name it with ``sid`` when several
@@ -284,7 +282,7 @@ class Policy:
         max_age: timedelta | None = None,
         allow_debug: bool = False,
         module_id: str | None = None,
-        alternatives: tuple[Policy, ...] = (),
+        alternatives: "tuple[Policy, ...]" = (),
     ) -> None:
         if max_age is not None and (not isinstance(max_age, timedelta) or max_age < timedelta(0)):
             raise ValueError(f"max_age must be a non-negative timedelta, got {max_age!r}")

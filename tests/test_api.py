@@ -274,8 +274,14 @@ def test_a_policy_with_string_indices_says_what_it_wants() -> None:
         Policy({"0": "ab" * 48})  # type: ignore[dict-item]
 
 
-def test_help_on_verify_shows_real_annotations() -> None:
-    """help(nitro_attest.verify) shows the types, not their names in quotes."""
-    parameters = inspect.signature(nitro_attest.verify).parameters
-    assert parameters["policy"].annotation is Policy
+def test_help_shows_real_annotations() -> None:
+    """help() on the main entry points shows the types, not their names in quotes."""
+    from nitro_attest import recipient  # noqa: PLC0415
+
+    assert inspect.signature(nitro_attest.verify).parameters["policy"].annotation is Policy
     assert inspect.signature(nitro_attest.verify).return_annotation is VerifiedDocument
+    assert inspect.signature(nitro_attest.parse).return_annotation is AttestationDocument
+    assert inspect.signature(nitro_attest.document_bytes).return_annotation is bytes
+    assert inspect.signature(Policy).parameters["nonce"].annotation == bytes | None
+    assert inspect.signature(recipient.seal).return_annotation is bytes
+    assert inspect.signature(nitro_attest.pcr8_for_certificate).return_annotation is nitro_attest.PCRValue

@@ -247,7 +247,7 @@ def test_no_usable_enclave_key_no_secret(client: TestClient, pki: TestPKI, publi
         ({"json": {"doc": "AAAA"}}, 400, "request"),
         ({"json": {"document": ""}}, 400, "request"),
         ({"json": {"document": 12}}, 400, "request"),
-        ({"json": {"document": "not base64!"}}, 400, "request"),
+        ({"json": {"document": "not base64!"}}, 400, "cbor"),
         ({"content": b"", "headers": {"content-type": "application/cbor"}}, 400, "request"),
         ({"content": b"\xff\xff", "headers": {"content-type": "application/cbor"}}, 400, "cbor"),
         ({"json": {"document": base64.b64encode(b"\x84\x40\xa0\x40\x40").decode()}}, 400, "cose"),
@@ -271,6 +271,24 @@ def test_malformed_request_is_refused(
     client: TestClient, request_arguments: dict[str, Any], status: int, code: str
 ) -> None:
     assert_refused(client.post("/attest", **request_arguments), status, code)
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda data: {"json": {"document": base64.urlsafe_b64encode(data).decode().rstrip("=")}},
+        lambda data: {"json": {"document": data.hex()}},
+        lambda data: {"content": base64.b64encode(data), "headers": {"content-type": "text/plain"}},
+        lambda data: {"content": data, "headers": {"content-type": "application/cbor"}},
+    ],
+    ids=["json-urlsafe-unpadded", "json-hex", "body-base64", "body-raw"],
+)
+def test_every_encoding_an_enclave_sends_is_read(
+    client: TestClient, pki: TestPKI, enclave_key: rsa.RSAPrivateKey, encode: Any
+) -> None:
+    response = client.post("/attest", **encode(answer(client, pki, enclave_key)))
+    assert response.status_code == 200, response.json()
+    assert decrypt(enclave_key, response.json()) == SECRET
 
 
 def test_a_refused_document_does_not_burn_the_challenge(

@@ -37,8 +37,6 @@ to it. That an envelope opens says only that it was sealed to this key, not
 who sealed it; authenticate the sender another way if that matters.
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import os
@@ -359,7 +357,7 @@ class EnclaveKey:
         object.__setattr__(self, "_openssl_key_id", hashlib.sha1(bits, usedforsecurity=False).digest())
 
     @classmethod
-    def generate(cls, bits: int = 2048) -> EnclaveKey:
+    def generate(cls, bits: int = 2048) -> "EnclaveKey":
         """A new key of ``bits`` (2048, 3072 or 4096) with public exponent 65537.
 
         :raises ~nitro_attest.ConfigurationError: another size.
@@ -369,7 +367,7 @@ class EnclaveKey:
         return cls(rsa.generate_private_key(public_exponent=65537, key_size=bits))
 
     @classmethod
-    def from_pem(cls, data: bytes, password: bytes | None = None) -> EnclaveKey:
+    def from_pem(cls, data: bytes, password: bytes | None = None) -> "EnclaveKey":
         """The key in ``data``: a PEM RSA private key, PKCS#8 or PKCS#1, encrypted with ``password`` or not.
 
         :raises ~nitro_attest.ConfigurationError: not such a key, the wrong password, not RSA, another size.
