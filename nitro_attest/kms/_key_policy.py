@@ -235,6 +235,10 @@ def _load_json(text: str | bytes) -> Any:
         return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise KmsPolicyError(f"the policy is not valid JSON: {exc}") from None
+    except KmsPolicyError:
+        raise  # a duplicate key or NaN, from the hooks; a ValueError too, so before the next clause
+    except ValueError as exc:  # an integer over Python's digit limit (sys.set_int_max_str_digits)
+        raise KmsPolicyError(f"the policy holds a number too long to read: {exc}") from None
     except RecursionError:
         raise KmsPolicyError("the policy nests too deeply to be a key policy") from None
 

@@ -150,6 +150,8 @@ class _Body:
             return None
         if len(text) > 4 * (high // 3 + 1):  # refused before it is decoded
             raise _validation(f"Value at '{name}' failed to satisfy constraint: Member must have length <= {high}")
+        if not text.isascii():  # b64decode raises a bare ValueError for a str with non-ASCII characters
+            raise _serialization(f"{name} is not valid base64")
         try:
             value = base64.b64decode(text, validate=True)
         except binascii.Error:
@@ -243,26 +245,37 @@ def _parsed(policy: str) -> KeyPolicy:
     return parse_key_policy(policy)  # stored policies were validated when they were put
 
 
-def unattested_decrypt_statements(policy: KeyPolicy) -> list[Statement]:
-    """The Allow statements that let a principal ``kms:Decrypt`` without any attestation condition.
+#: The actions that reach a key's plaintext without an attestation document: Decrypt itself, and
+#: ReEncryptFrom, which moves the ciphertext to a key whose policy may not ask for one.
+UNATTESTED_GAP_ACTIONS = ("kms:Decrypt", "kms:ReEncryptFrom")
 
-    None when a Deny on ``kms:Decrypt`` carries an attestation condition (the
-    "deny unless PCRn is ..." shape closes the gap for every Allow).
+
+def unattested_statements(policy: KeyPolicy, action: str) -> list[Statement]:
+    """The Allow statements that let a principal do ``action`` without any attestation condition.
+
+    None when a Deny on ``action`` applies to a request without attestation
+    keys (the "deny unless PCRn is ..." shape closes the gap for every Allow).
+    A Deny that is false when the keys are absent (a blocklist: "deny when
+    PCR0 is this revoked image") or depends on what cannot be evaluated
+    closes nothing.
     """
     if any(
-        statement.effect == "Deny"
-        and statement.matches_action("kms:Decrypt")
-        and any(condition.pcr is not None for condition in statement.conditions)
-        for statement in policy.statements
+        statement.effect == "Deny" and _denies_without_recipient(statement, action) for statement in policy.statements
     ):
         return []
     return [
         statement
         for statement in policy.statements
         if statement.effect == "Allow"
-        and statement.matches_action("kms:Decrypt")
+        and statement.matches_action(action)
         and not any(condition.pcr is not None for condition in statement.conditions)
     ]
+
+
+def _denies_without_recipient(deny: Statement, action: str) -> bool:
+    # Judged alone, so that the decision's deciding statement is this Deny exactly when it applies for sure.
+    decision = evaluate_without_recipient(KeyPolicy(None, None, (deny,)), action=action, principal=None)
+    return decision.deciding_statement is deny
 
 
 Details = dict[str, Any]
@@ -393,15 +406,24 @@ class Operations:
         return policy
 
     def _warn_unattested(self, key_id: str, policy: KeyPolicy) -> None:
-        for statement in unattested_decrypt_statements(policy):
+        gaps = {action: unattested_statements(policy, action) for action in UNATTESTED_GAP_ACTIONS}
+        for statement in policy.statements:
+            actions = [action for action, statements in gaps.items() if statement in statements]
+            if not actions:
+                continue
             principals = ", ".join(value if kind == "*" else f"{kind}:{value}" for kind, value in statement.principals)
             element = "NotPrincipal" if statement.not_principal else "Principal"
+            moved = (
+                " (kms:ReEncryptFrom moves the ciphertext to a key whose policy need not ask for attestation)"
+                if "kms:ReEncryptFrom" in actions
+                else ""
+            )
             self._warn(
-                f"the key policy of {self._arn(key_id)} lets {element} {principals} kms:Decrypt without any "
-                f"kms:RecipientAttestation condition ({statement.label}): it can decrypt outside any enclave, "
-                "and an account principal extends this to every role its IAM policies allow "
+                f"the key policy of {self._arn(key_id)} lets {element} {principals} {' and '.join(actions)} without "
+                f"any kms:RecipientAttestation condition ({statement.label}): it can decrypt outside any "
+                f"enclave{moved}, and an account principal extends this to every role its IAM policies allow "
                 "(an instance-role grant bypasses the PCRs)",
-                {"key": self._arn(key_id), "statement": statement.label},
+                {"key": self._arn(key_id), "statement": statement.label, "actions": actions},
             )
 
     def _metadata(self, key: StoredKey) -> dict[str, Any]:

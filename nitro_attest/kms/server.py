@@ -28,7 +28,9 @@ never allows (see :mod:`nitro_attest.kms`). A refusal is
 ``AccessDeniedException`` with KMS's message; which statement and condition
 decided is written to the audit log, never into the answer. PutKeyPolicy
 (and CreateKey with a ``Policy``) warns, on stderr and in the audit log, when
-the policy lets a principal Decrypt without any attestation condition.
+the policy lets a principal Decrypt, or ReEncryptFrom (which moves the
+ciphertext to another key), without any attestation condition and no Deny
+that applies to a request without one closes the gap.
 
 **Errors** are KMS's: HTTP 400 with ``{"__type": ..., "message": ...}``
 (:data:`ERROR_TYPES`), so boto3 raises the ``ClientError`` a program written
@@ -40,7 +42,12 @@ read, malformed JSON is ``SerializationException``, an unknown target is
 principal ARN), each request's SigV4 signature is recomputed with botocore's
 signer and compared; the principal is the one key policies see. Without, any
 signature is accepted, every request is made by ``principal`` (default the
-account's root), and the server binds only loopback addresses.
+account's root), the server binds only loopback addresses and answers only
+requests whose ``Host`` names one (``127.0.0.0/8``, ``::1`` or ``localhost``):
+a web page whose name an attacker re-points at 127.0.0.1 (DNS rebinding) is
+refused. With credentials, an ``X-Amz-Content-SHA256`` header must be the
+SHA-256 of the body (``UNSIGNED-PAYLOAD`` is refused), so that the signature
+always covers the body.
 
 **State** is in SQLite (``db``, default in memory): a file is created 0600,
 runs in WAL mode and survives a restart. Ciphertext blobs are AES-256-GCM
@@ -56,6 +63,7 @@ for a laptop and CI, not for production traffic.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -78,6 +86,7 @@ from cryptography import x509
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
 
+from .._verify import trusted_roots
 from ..errors import ConfigurationError
 from ._server_operations import ERROR_TYPES, KmsError, Operations, Settings
 from ._server_store import Store
@@ -117,6 +126,8 @@ _AUTHORIZATION = re.compile(
 )
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _MAX_CREDENTIALS_FILE = 1024 * 1024
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit also takes "¹"
+_PORT = re.compile(r"(:[0-9]{1,5})?")
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 
@@ -167,6 +178,38 @@ def _is_loopback(host: str) -> bool:
     except socket.gaierror:
         return False
     return bool(addresses) and all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
+
+
+def _is_loopback_host_header(value: str) -> bool:
+    """True when a ``Host`` header names a loopback literal or ``localhost``, with or without a port.
+
+    Never resolved: under DNS rebinding the attacker's name does resolve to 127.0.0.1.
+    """
+    if value.startswith("["):
+        name, _, port = value[1:].partition("]")
+    elif value.count(":") == 1:
+        name, _, rest = value.partition(":")
+        port = ":" + rest
+    else:
+        name, port = value, ""  # a name, or a bare IPv6 literal such as ::1
+    if not _PORT.fullmatch(port):
+        return False
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _checked_roots(roots: Sequence[x509.Certificate] | None) -> tuple[x509.Certificate, ...] | None:
+    """``roots`` as a tuple; refused when empty, which no document could ever chain to."""
+    if roots is None:
+        return None
+    try:
+        return tuple(trusted_roots(roots))
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 class _AuditLog:
@@ -240,8 +283,8 @@ class KmsServer:
     printed (None: stderr).
 
     :raises ~nitro_attest.ConfigurationError: a non-loopback ``host`` without
-        credentials, an account or region of the wrong shape, an unusable
-        database, audit log or address.
+        credentials, an account or region of the wrong shape, empty
+        ``roots``, an unusable database, audit log or address.
     """
 
     def __init__(
@@ -262,6 +305,7 @@ class KmsServer:
             raise ConfigurationError(f"account must be 12 digits, not {account!r}")
         if not _REGION.fullmatch(region):
             raise ConfigurationError(f"region must look like us-east-1, not {region!r}")
+        roots_tuple = _checked_roots(roots)
         self._credentials = {credential.access_key_id: credential for credential in credentials}
         if not self._credentials and not _is_loopback(host):
             raise ConfigurationError(
@@ -278,7 +322,6 @@ class KmsServer:
         except ConfigurationError:
             self._audit.close()
             raise
-        roots_tuple = None if roots is None else tuple(roots)
         self._operations = Operations(self._store, Settings(account, region, roots_tuple), self._audit.warn)
         try:
             # Bound here, not by werkzeug, which answers a busy port with sys.exit.
@@ -333,10 +376,13 @@ class KmsServer:
 
     def _application(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request_id = str(uuid.uuid4())
-        record: dict[str, Any] = {"request_id": request_id}
-        response = self._respond(environ, record)
+        # "error" until an answer is made: a request whose handling raised is still in the audit log.
+        record: dict[str, Any] = {"request_id": request_id, "outcome": "error"}
+        try:
+            response = self._respond(environ, record)
+        finally:
+            self._audit.write(record)
         response.headers["x-amzn-RequestId"] = request_id
-        self._audit.write(record)
         result: Iterable[bytes] = response(environ, start_response)
         return result
 
@@ -365,13 +411,8 @@ class KmsServer:
         stream = environ["wsgi.input"]
         length_text = environ.get("CONTENT_LENGTH") or ""
         if not length_text:
-            if not environ.get("wsgi.input_terminated"):
-                return b""
-            data: bytes = stream.read(MAX_BODY + 1)  # chunked: the server ends the stream
-            if len(data) > MAX_BODY:
-                return _error("ValidationException", f"the request body is over {MAX_BODY} bytes", close=True)
-            return data
-        if not length_text.isdigit():
+            return _chunked_body(stream) if environ.get("wsgi.input_terminated") else b""
+        if not _CONTENT_LENGTH.fullmatch(length_text):
             return _error("ValidationException", "Content-Length is not a number", close=True)
         length = int(length_text)
         if length > MAX_BODY:
@@ -384,7 +425,7 @@ class KmsServer:
             return _error(
                 "ValidationException", f"the request body is {length_text} bytes, over {MAX_BODY}", close=True
             )
-        data = stream.read(length)
+        data: bytes = stream.read(length)
         return data
 
     def _operation(self, environ: Mapping[str, Any], headers: Mapping[str, str]) -> str:
@@ -399,6 +440,13 @@ class KmsServer:
     def _authenticate(self, environ: Mapping[str, Any], headers: Mapping[str, str], body: bytes) -> str:
         """The principal the request is made by; with credentials, only once its SigV4 signature is right."""
         if not self._credentials:
+            host = headers.get("host")
+            if host is not None and not _is_loopback_host_header(host):
+                raise KmsError(
+                    "UnrecognizedClientException",
+                    f"Host {host!r} is not a loopback address or localhost: without credentials this local KMS "
+                    "answers only requests for loopback (a guard against DNS rebinding)",
+                )
             return self._principal
         authorization = headers.get("authorization")
         if authorization is None:
@@ -422,6 +470,11 @@ class KmsServer:
                 f"Credential should be scoped to {amz_date[:8]}/{self._region}/kms, not "
                 f"{match['date']}/{match['region']}/{match['service']}",
             )
+        content_hash = headers.get("x-amz-content-sha256")
+        if content_hash is not None and content_hash != hashlib.sha256(body).hexdigest():  # not a secret
+            # botocore's canonical request takes this header as the payload's hash unchecked: unchecked, a body
+            # swapped in flight (or UNSIGNED-PAYLOAD) would pass under a signature that never covered it.
+            raise KmsError("InvalidSignatureException", "X-Amz-Content-SHA256 is not the SHA-256 of the request body")
         signed_names = match["headers"].split(";")
         if "host" not in signed_names or any(name not in headers for name in signed_names):
             raise KmsError("IncompleteSignatureException", "a signed header is missing from the request (or host)")
@@ -447,6 +500,16 @@ class KmsServer:
         return credential.principal
 
 
+def _chunked_body(stream: Any) -> bytes | Response:
+    try:
+        data: bytes = stream.read(MAX_BODY + 1)  # chunked: the server ends the stream
+    except OSError:  # werkzeug's dechunker: a chunk size that is not hex, or a stream cut short
+        return _error("ValidationException", "the chunked request body is malformed", close=True)
+    if len(data) > MAX_BODY:
+        return _error("ValidationException", f"the request body is over {MAX_BODY} bytes", close=True)
+    return data
+
+
 def _same(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))
 
@@ -460,6 +523,12 @@ def _json_body(body: bytes) -> Mapping[str, Any]:
         raise KmsError("SerializationException", "the request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise KmsError("SerializationException", "the request body must be a JSON object")
+    try:
+        # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 consumer (SQLite, a hash) can take.
+        # No deeper than json.loads went, which counts nesting as json.dumps does: no RecursionError here.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise KmsError("SerializationException", "the request body holds a lone surrogate (\\ud800-\\udfff)") from None
     return value
 
 
@@ -492,7 +561,7 @@ class LocalKms:
         warnings: TextIO | None = None,
     ) -> None:
         self._options: dict[str, Any] = {
-            "roots": roots,
+            "roots": _checked_roots(roots),
             "db": db,
             "audit_log": audit_log,
             "account": account,
