@@ -89,6 +89,29 @@ def own_seeds() -> list[tuple[str, bytes]]:
         ("metadata-v2", b"\x03" + json.dumps(v2).encode()),
         ("instruction", b'\x04{"x-amz-3": "AAAA", "x-amz-w": "12", "x-amz-t": "{}"}'),
         ("local-file", b"\x05" + local),
+        # The edges the parsers draw, each a step from a valid input.
+        ("config-env-only", b'\x00{"env": {"DB_PASSWORD": "s3cret", "_X1": ""}}'),
+        ("config-files-only", b'\x00{"files": [{"path": "/run/secrets/tls.key", "content_base64": "AAEC"}]}'),
+        ("config-both-contents", b'\x00{"files": [{"path": "/a", "content": "x", "content_base64": "eA=="}]}'),
+        ("config-dotdot", b'\x00{"files": [{"path": "/run/../etc/passwd", "content": "x"}]}'),
+        ("config-relative", b'\x00{"files": [{"path": "run/x", "content": "x"}]}'),
+        ("config-bad-env-name", b'\x00{"env": {"1A": "b", "A=B": "c"}}'),
+        ("config-mode", b'\x00{"files": [{"path": "/x", "content": "y", "mode": "4755"}]}'),
+        ("config-unknown-key", b'\x00{"env": {}, "extra": 1}'),
+        ("config-yaml-anchor", b"\x01env: &a\n  A: b\nmore: *a\n"),
+        ("config-toml-bad", b"\x02[env\nA = 1\n"),
+        (
+            "metadata-v3-no-commitment",
+            b"\x03" + json.dumps({k: v for k, v in metadata.items() if k != "x-amz-d"}).encode(),
+        ),
+        ("metadata-v3-other-suite", b"\x03" + json.dumps({**metadata, "x-amz-c": "114"}).encode()),
+        (
+            "metadata-v1",
+            b"\x03" + json.dumps({"x-amz-key": "AAAA", "x-amz-iv": "A" * 24, "x-amz-matdesc": "{}"}).encode(),
+        ),
+        ("metadata-v2-cbc", b"\x03" + json.dumps({**v2, "x-amz-cek-alg": "AES/CBC/PKCS5Padding"}).encode()),
+        ("instruction-not-json", b"\x04{not json"),
+        ("local-file-truncated", b"\x05" + local[: len(local) // 2]),
     ]
 
 

@@ -39,6 +39,7 @@ _FUZZ_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(_FUZZ_DIR))  # the harnesses import their shared module by its bare name
 
 import _fuzz_common  # noqa: E402
+import fuzz_boot_secrets  # noqa: E402
 import fuzz_eif  # noqa: E402
 import fuzz_native  # noqa: E402
 import fuzz_parse  # noqa: E402
@@ -84,6 +85,13 @@ HARNESSES = {
         _never,
     ),
     "eif": _Harness("eif", _FUZZ_DIR / "fuzz_eif.py", fuzz_eif.own_seeds, 4096, _never),
+    "boot_secrets": _Harness(
+        "boot_secrets",
+        _FUZZ_DIR / "fuzz_boot_secrets.py",
+        lambda: fuzz_boot_secrets.own_seeds() + fuzz_boot_secrets.shared_seeds(),
+        65536,
+        _never,
+    ),
 }
 
 _DONE = re.compile(r"^#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+)")
@@ -182,6 +190,7 @@ def _replay(harness: _Harness, directories: Sequence[Path]) -> int:
         "native": fuzz_native,
         "recipient": fuzz_recipient,
         "eif": fuzz_eif,
+        "boot_secrets": fuzz_boot_secrets,
     }[harness.name]
     reason = harness.skip()
     if reason is not None:

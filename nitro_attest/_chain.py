@@ -28,7 +28,7 @@ from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 
 from ._backend import P384Job, verify_p384_many
 from ._cose import is_p384_key, p384_point
-from .document import AttestationDocument
+from .document import SignedDocument
 from .errors import CertificateInvalid
 
 __all__ = [
@@ -168,7 +168,7 @@ def _root_der(root: x509.Certificate) -> bytes:
     return entry[1]
 
 
-def is_trusted_anchor(document: AttestationDocument, roots: Sequence[x509.Certificate]) -> bool:
+def is_trusted_anchor(document: SignedDocument, roots: Sequence[x509.Certificate]) -> bool:
     """True when ``cabundle[0]`` is byte-identical to one of ``roots``."""
     anchor = document.chain_der[0]
     return any(anchor == _root_der(root) for root in roots)
@@ -346,7 +346,7 @@ def _untrusted_root(path: Sequence[x509.Certificate]) -> CertificateInvalid:
 
 
 def pending_links(
-    document: AttestationDocument, at: datetime
+    document: SignedDocument, at: datetime
 ) -> tuple[list[tuple[LinkKey, x509.Certificate, x509.Certificate]], bool]:
     """The link signatures :func:`validate_chain` would check for this document, and whether it could pass.
 
@@ -379,7 +379,7 @@ def pending_links(
 
 
 def validate_chain(
-    document: AttestationDocument,
+    document: SignedDocument,
     at: datetime,
     roots: Sequence[x509.Certificate],
     *,

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ._backend import P384Job, verify_p384_many
-from .document import AttestationDocument
+from .document import SignedDocument
 from .errors import SignatureInvalid
 
 __all__ = [
@@ -57,7 +57,7 @@ _MAX_LEAF_POINTS = 1024
 _UNKNOWN = b"unknown"  # a sentinel no SEC1 point equals (those are 97 bytes)
 
 
-def _leaf_point(document: AttestationDocument) -> bytes | None:
+def _leaf_point(document: SignedDocument) -> bytes | None:
     leaf_der = document.chain_der[-1]
     # One read and one write, never a read after the write: another thread may clear the dict between them.
     point = _LEAF_POINTS.get(leaf_der, _UNKNOWN)
@@ -68,7 +68,7 @@ def _leaf_point(document: AttestationDocument) -> bytes | None:
     return point
 
 
-def document_job(document: AttestationDocument) -> P384Job | None:
+def document_job(document: SignedDocument) -> P384Job | None:
     """The P-384 check of the document's ES384 signature; None when the leaf key is not P-384."""
     point = _leaf_point(document)
     if point is None:
@@ -76,7 +76,7 @@ def document_job(document: AttestationDocument) -> P384Job | None:
     return P384Job(point, sig_structure(document.protected_header, document.payload), document.signature)
 
 
-def verify_document_signature(document: AttestationDocument, *, verdict: bool | None = None) -> None:
+def verify_document_signature(document: SignedDocument, *, verdict: bool | None = None) -> None:
     """Checks the document's ES384 signature with its leaf's key (validate_chain checked it is P-384).
 
     ``verdict`` is the result :func:`nitro_attest.verify_batch` already

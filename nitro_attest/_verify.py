@@ -7,13 +7,12 @@ the document's own time, then apply the caller's policy.
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Protocol, cast
 
 from cryptography import x509
 
 from ._chain import AWS_NITRO_ROOT_G1, CLOCK_SKEW, LinkKey, validate_chain
 from ._cose import verify_document_signature
-from .document import AttestationDocument, VerifiedDocument, parse
+from .document import AttestationDocument, SignedDocument, VerifiedDocument, parse
 from .errors import DocumentTimeInvalid
 from .policy import Policy
 
@@ -49,25 +48,6 @@ def trusted_roots(roots: Sequence[x509.Certificate] | None) -> Sequence[x509.Cer
     return roots
 
 
-class SignedDocument(Protocol):
-    """What the chain, signature and time checks read: an enclave's document and a NitroTPM one alike."""
-
-    @property
-    def timestamp(self) -> datetime: ...
-    @property
-    def certificate(self) -> x509.Certificate: ...
-    @property
-    def cabundle(self) -> tuple[x509.Certificate, ...]: ...
-    @property
-    def chain_der(self) -> tuple[bytes, ...]: ...
-    @property
-    def payload(self) -> bytes: ...
-    @property
-    def protected_header(self) -> bytes: ...
-    @property
-    def signature(self) -> bytes: ...
-
-
 def check_document_time(document: SignedDocument, at: datetime) -> None:
     """The timestamp lies within the leaf's validity and not after ``at`` (plus skew)."""
     leaf = document.certificate
@@ -99,12 +79,8 @@ def check_signed_document(
     Shared by :func:`verify` and :func:`~nitro_attest.nitrotpm.verify_nitrotpm`, so that
     both kinds of document meet the same code, not two copies of it.
     """
-    # validate_chain and verify_document_signature are annotated for enclave documents but read only
-    # what SignedDocument names (the chain's DER and certificates, the envelope), which a NitroTPM
-    # document has under the same names and meanings.
-    envelope = cast(AttestationDocument, document)
-    validate_chain(envelope, at, roots, verdicts=link_verdicts)
-    verify_document_signature(envelope, verdict=signature_verdict)
+    validate_chain(document, at, roots, verdicts=link_verdicts)
+    verify_document_signature(document, verdict=signature_verdict)
     check_document_time(document, at)
 
 

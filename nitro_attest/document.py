@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any, ClassVar, TypedDict
+from typing import Any, ClassVar, Protocol, TypedDict
 
 from cryptography import x509
 
@@ -58,6 +58,25 @@ PCR_MEANINGS: Mapping[int, str] = MappingProxyType(
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # datetime cannot hold years past 9999; a larger timestamp is malformed, not a crash.
 _MAX_TIMESTAMP_MS = int((datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc) - _EPOCH).total_seconds()) * 1000
+
+
+class SignedDocument(Protocol):
+    """What the chain, signature and time checks read: an enclave's document and a NitroTPM one alike."""
+
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def certificate(self) -> x509.Certificate: ...
+    @property
+    def cabundle(self) -> tuple[x509.Certificate, ...]: ...
+    @property
+    def chain_der(self) -> tuple[bytes, ...]: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def protected_header(self) -> bytes: ...
+    @property
+    def signature(self) -> bytes: ...
 
 
 @dataclass(frozen=True, eq=False)

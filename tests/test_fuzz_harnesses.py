@@ -41,6 +41,7 @@ fuzz_parse = importlib.import_module("fuzz_parse")
 fuzz_verify = importlib.import_module("fuzz_verify")
 fuzz_recipient = importlib.import_module("fuzz_recipient")
 fuzz_eif = importlib.import_module("fuzz_eif")
+fuzz_boot_secrets = importlib.import_module("fuzz_boot_secrets")
 
 HARNESSES: dict[str, ModuleType] = {
     "parse": fuzz_parse,
@@ -48,6 +49,7 @@ HARNESSES: dict[str, ModuleType] = {
     "native": fuzz_native,
     "recipient": fuzz_recipient,
     "eif": fuzz_eif,
+    "boot_secrets": fuzz_boot_secrets,
 }
 
 
