@@ -75,6 +75,7 @@ class World:
     root: Path
     kms: LocalKms
     key_id: str
+    key_arn: str
     s3_endpoint: str
     s3_kind: str
     good: Path
@@ -92,11 +93,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     bad = TestEnclave.create(root / "other-enclave", pcrs={0: OTHER_PCR0})
     (root / "s3").mkdir()
     with LocalKms(roots=good.roots + bad.roots) as kms, s3_server(root / "s3") as (endpoint, kind):
-        key_id = kms.client().create_key(Policy=key_policy())["KeyMetadata"]["KeyId"]
+        key = kms.client().create_key(Policy=key_policy())["KeyMetadata"]
         s3_client(endpoint).create_bucket(Bucket=BUCKET)
         environment = aws_environment(PYTHONCOERCECLOCALE="0", NITRO_ATTEST_TEST_MARK="inherited")
         assert good.directory is not None and bad.directory is not None
-        yield World(root, kms, key_id, endpoint, kind, good.directory, bad.directory, environment)
+        yield World(root, kms, key["KeyId"], key["Arn"], endpoint, kind, good.directory, bad.directory, environment)
 
 
 def _config_file(directory: Path, config: dict[str, Any], target: Path) -> Path:
@@ -133,6 +134,7 @@ def _run(
     allow_file: tuple[str, ...] = ("{ROOT}/secrets",),
 ) -> Any:
     options = ["--from", source, "--context", context, "--attestation", f"test:{enclave or world.good}"]
+    options += ["--key-id", world.key_arn]
     for name in allow_env:
         options += ["--allow-env", name]
     for path in allow_file:
@@ -401,15 +403,10 @@ def test_a_missing_or_bad_instruction_object_is_refused(world: World, case: Path
 # --------------------------------------------------------------------------- legacy formats
 
 
-def _key_arn(world: World) -> str:
-    arn: str = world.kms.client().describe_key(KeyId=world.key_id)["KeyMetadata"]["Arn"]
-    return arn
-
-
 def _legacy_blob(world: World, case: Path, version: int, content: str, wrap: str) -> EncryptedObject:
     """A V1/V2 object of ``CONFIG`` under a data key from the local KMS, as the specification lays it out."""
     # The plain kms wrap's context is the V1-era client's: the key, and no algorithm.
-    context = {"kms_cmk_id": _key_arn(world)} if wrap == "kms" else {"app": "web", "aws:x-amz-cek-alg": content}
+    context = {"kms_cmk_id": world.key_arn} if wrap == "kms" else {"app": "web", "aws:x-amz-cek-alg": content}
     answer = world.kms.client().generate_data_key(KeyId=world.key_id, KeySpec="AES_256", EncryptionContext=context)
     metadata, body = legacy_object(
         version,
@@ -433,7 +430,12 @@ def test_v2_and_legacy_objects_open_in_the_enclave(
 ) -> None:
     blob = _legacy_blob(world, case, version, content, wrap)
     context = {} if wrap == "kms" else {"app": "web"}
-    options: dict[str, Any] = {"kms": world.kms.client(), "attester": TestEnclave.load(world.good), "context": context}
+    options: dict[str, Any] = {
+        "kms": world.kms.client(),
+        "attester": TestEnclave.load(world.good),
+        "key_id": world.key_arn,
+        "context": context,
+    }
     if legacy:
         with pytest.raises(BootSecretsError) as caught:
             decrypt(blob, **options)
@@ -446,7 +448,7 @@ def test_v2_and_legacy_objects_open_in_the_enclave(
 
 def test_secrets_run_opens_a_v1_object_only_with_legacy(world: World, case: Path) -> None:
     (case / "blob.json").write_bytes(_legacy_blob(world, case, 1, CBC, "kms").to_file())
-    options = ["--from", str(case / "blob.json"), "--attestation", f"test:{world.good}"]
+    options = ["--from", str(case / "blob.json"), "--attestation", f"test:{world.good}", "--key-id", world.key_arn]
     options += ["--allow-env", "DB_PASSWORD", "--allow-env", "API_TOKEN", "--allow-file", str(case / "out/secrets")]
     command = ["--", sys.executable, "-c", CHILD, str(case / "child.json")]
     refused = run_cli(["run", *options, *world.endpoints(), *command], world.environment)
@@ -473,6 +475,7 @@ def test_a_decrypted_configuration_that_is_not_one_is_refused(world: World) -> N
             EncryptedObject(metadata, body),
             kms=world.kms.client(),
             attester=TestEnclave.load(world.good),
+            key_id=world.key_arn,
             context={"app": "web"},
         )
     assert (
@@ -721,6 +724,7 @@ def test_an_exec_format_error_removes_the_files_it_wrote(tmp_path: Path, monkeyp
 def test_secrets_run_refuses_a_command_it_cannot_run(world: World, case: Path) -> None:
     _encrypt(world, case, "--out", str(case / "blob.json"))
     options = ["--from", str(case / "blob.json"), "--context", "app=web", "--attestation", f"test:{world.good}"]
+    options += ["--key-id", world.key_arn]
     options += ["--allow-env", "DB_PASSWORD", "--allow-env", "API_TOKEN", "--allow-file", str(case / "out/secrets")]
     text = case / "text"
     text.write_text("echo not a script\n")
@@ -751,10 +755,11 @@ def test_secrets_run_refuses_a_command_it_cannot_run(world: World, case: Path) -
 def test_secrets_run_usage_rejections(
     world: World, tmp_path: Path, arguments: list[str], code: int, fragment: str
 ) -> None:
-    result = run_cli(["run", "--from", str(tmp_path / "blob.json"), *arguments, "--", "true"], world.environment)
+    options = ["--from", str(tmp_path / "blob.json"), "--key-id", world.key_arn]
+    result = run_cli(["run", *options, *arguments, "--", "true"], world.environment)
     assert result.returncode == code and fragment in result.stderr, result.stderr
 
 
 def test_secrets_run_without_a_command_is_a_usage_error(world: World, tmp_path: Path) -> None:
-    result = run_cli(["run", "--from", str(tmp_path / "blob.json"), "--"], world.environment)
+    result = run_cli(["run", "--from", str(tmp_path / "blob.json"), "--key-id", world.key_arn, "--"], world.environment)
     assert result.returncode == 2 and "no command: end the options with -- COMMAND [ARGS...]" in result.stderr

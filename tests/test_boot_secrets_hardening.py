@@ -1,4 +1,4 @@
-"""Review of boot-time secrets: each test demonstrates a suspected problem and fails while it is there.
+"""Hardening of boot-time secrets, from a security review: each test showed a problem, and failed while it was there.
 
 Library-level where possible (no S3 server): a fake KMS stands for the one
 the parent instance can answer with (its own account's key, or a plain-HTTP
@@ -28,6 +28,7 @@ from nitro_attest.boot_secrets import (
     SecretsConfig,
     SecretsConfigError,
     _envelope,
+    check_key_arn,
     decrypt,
     install_files,
     launch,
@@ -93,8 +94,8 @@ def test_a_configuration_sealed_under_the_parents_key_is_not_applied(enclave: Te
     """
     data_key = os.urandom(32)
     kms = _ParentKms(data_key)
-    with pytest.raises((BootSecretsError, SecretsConfigError)):  # today: a config with the parent's DB_HOST
-        decrypt(_parent_blob(data_key), kms=kms, attester=enclave, context={"app": "web"}, key_id=key_id)
+    with pytest.raises(SecretsConfigError):  # was: a config with the parent's DB_HOST
+        decrypt(_parent_blob(data_key), kms=kms, attester=enclave, context={"app": "web"}, key_id=key_id)  # type: ignore[arg-type]
 
 
 def _cli(arguments: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -131,15 +132,50 @@ def test_secrets_run_on_the_nsm_refuses_a_plain_http_kms_endpoint(tmp_path: Path
 
 
 @pytest.mark.parametrize("where", ["name", "directory"])
-def test_a_path_component_too_long_for_the_filesystem_is_a_path_error(tmp_path: Path, where: str) -> None:
-    """A 300-byte component passes the configuration's checks (1024 bytes a path); the OSError escapes today."""
+def test_a_path_component_over_255_bytes_is_refused_by_the_configuration_check(tmp_path: Path, where: str) -> None:
+    """A 300-byte component passed the checks (1024 bytes a path) and the filesystem's OSError escaped."""
     long = "a" * 300
     path = f"{tmp_path}/{long}" if where == "name" else f"{tmp_path}/{long}/db"
+    with pytest.raises(SecretsConfigError) as caught:
+        SecretsConfig(files=(SecretFile(path, b"x"),))
+    assert caught.value.field == "files[0].path" and "a component is over 255 bytes" in str(caught.value)
+    with pytest.raises(SecretsConfigError) as caught:
+        AllowList(files=(str(tmp_path / ("\u00e9" * 128)),))  # 256 bytes in UTF-8
+    assert caught.value.field == "allow_file"
+    assert _tree(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [("name", "cannot look at it: File name too long"), ("directory", "cannot open")],
+)
+def test_a_name_the_filesystem_refuses_is_a_path_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, fragment: str
+) -> None:
+    """Any OSError but a missing file (a filesystem with a shorter NAME_MAX; no search permission) is ``path``."""
+    path = f"{tmp_path}/db" if where == "name" else f"{tmp_path}/sub/db"
+    (tmp_path / "sub").mkdir()
+    real_stat, real_open = os.stat, os.open
+    too_long = OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+
+    def failing_stat(name: Any, *rest: Any, **options: Any) -> os.stat_result:
+        if name in ("db", "sub") and options.get("dir_fd") is not None:
+            raise too_long
+        return real_stat(name, *rest, **options)
+
+    def failing_open(name: Any, flags: int, *rest: Any, **options: Any) -> int:
+        if name == "sub" and options.get("dir_fd") is not None:
+            raise too_long
+        return real_open(name, flags, *rest, **options)
+
+    monkeypatch.setattr(os, "stat", failing_stat)
+    monkeypatch.setattr(os, "open", failing_open)
     config = SecretsConfig(files=(SecretFile(path, b"x"),))
     with pytest.raises(BootSecretsError) as caught:
         install_files(config, AllowList(files=(str(tmp_path),)))
-    assert caught.value.code == "path"
-    assert _tree(tmp_path) == []
+    monkeypatch.undo()
+    assert caught.value.code == "path" and fragment in caught.value.message, caught.value.message
+    assert _tree(tmp_path) == ["sub"]
 
 
 def test_a_directory_made_but_not_opened_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,3 +254,107 @@ def test_an_allow_list_of_one_string_is_refused() -> None:
     """AllowList(env="DB_PASSWORD") is frozenset("DB_PASSWORD"): it allows D, B, _, P, A, S, W, O and R."""
     with pytest.raises((TypeError, SecretsConfigError)):
         AllowList(env="DB_PASSWORD")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the fixes' other edges
+
+
+def test_kms_must_answer_for_the_key_asked_for(enclave: TestEnclave) -> None:
+    """With the ARN pinned, an answer for another key (or none) is refused before the envelope is opened."""
+    data_key = os.urandom(32)
+    kms = _ParentKms(data_key)
+    with pytest.raises(BootSecretsError) as caught:
+        decrypt(_parent_blob(data_key), kms=kms, attester=enclave, context={"app": "web"}, key_id=_ARN)
+    assert caught.value.code == "kms" and "999999999999:key/parent" in caught.value.message
+    assert kms.requests[0]["KeyId"] == _ARN
+
+
+@pytest.mark.parametrize(
+    "key_id",
+    ["1234abcd-12ab-34cd-56ef-1234567890ab", "arn:aws:kms:us-east-1:123456789012:alias/app-boot", "", 7],
+    ids=["bare id", "alias ARN", "empty", "not a string"],
+)
+def test_only_a_key_arn_is_accepted(key_id: object) -> None:
+    with pytest.raises(SecretsConfigError) as caught:
+        check_key_arn(key_id)
+    assert caught.value.field == "key_id" and "resolved in the account of the credentials" in str(caught.value)
+    assert check_key_arn(_ARN) == _ARN
+    assert check_key_arn("arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123") is not None
+
+
+def test_secrets_run_refuses_an_alias_as_key_id(tmp_path: Path) -> None:
+    pytest.importorskip("boto3")
+    result = _cli(["--key-id", "alias/app-boot", "--allow-env", "DB_HOST", "--", "/bin/true"], tmp_path)
+    assert result.returncode == 2 and "is not a KMS key ARN" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [(["--kms-endpoint", "not a url"], "Invalid endpoint"), (["--region", ""], "cannot make the kms client")],
+    ids=["bad endpoint", "no region"],
+)
+def test_secrets_run_with_an_unusable_kms_client_is_a_usage_error(
+    tmp_path: Path, arguments: list[str], fragment: str
+) -> None:
+    pytest.importorskip("boto3")
+    result = _cli(["--key-id", _ARN, *arguments, "--allow-env", "DB_HOST", "--", "/bin/true"], tmp_path)
+    assert result.returncode == 2 and fragment in result.stderr, result.stderr
+
+
+def test_an_exception_from_execve_that_is_not_an_oserror_still_undoes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*arguments: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "execve", interrupted)
+    config = SecretsConfig(files=(SecretFile(f"{tmp_path}/sub/db", b"secret"),))
+    with pytest.raises(KeyboardInterrupt):
+        launch(config, AllowList(files=(str(tmp_path),)), ["/bin/true"], environ={})
+    assert _tree(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "environ", "fragment"),
+    [
+        ([""], {}, "command: no command to run"),
+        (["/bin/true", "\ud800"], {}, "command: argument 1 is not a string without NUL"),
+        (["/bin/true"], {"": "x"}, "environ: '' is not a variable name"),
+    ],
+    ids=["empty program", "lone surrogate", "empty name"],
+)
+def test_launch_refuses_what_execve_cannot_take(
+    tmp_path: Path, command: list[str], environ: dict[str, str], fragment: str
+) -> None:
+    config = SecretsConfig(files=(SecretFile(f"{tmp_path}/db", b"secret"),))
+    with pytest.raises(SecretsConfigError) as caught:
+        launch(config, AllowList(files=(str(tmp_path),)), command, environ=environ)
+    assert fragment in str(caught.value)
+    assert _tree(tmp_path) == []
+
+
+def test_an_allow_list_of_one_path_string_is_refused() -> None:
+    with pytest.raises(TypeError, match="files must be a collection of paths"):
+        AllowList(files="/run/secrets")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"a: !!float hunter2\n", "not YAML: line 1, column 4: not a valid float"),
+        (b"env:\n  A: [1, {b: 2001-13-01}]\n", "not YAML: line 2, column 14: not a valid timestamp"),
+        (b"env: {A: !secret hunter2}\n", "not YAML (a value the safe loader refuses): line 1, column 10"),
+        (b"env: {A: hunter2\x01}\n", "not YAML (syntax): character 16"),
+    ],
+    ids=["value", "nested", "unknown tag", "control character"],
+)
+def test_yaml_errors_say_where_and_never_what(data: bytes, message: str) -> None:
+    pytest.importorskip("yaml")
+    with pytest.raises(SecretsConfigError) as caught:
+        parse_config(data, "yaml")
+    assert str(caught.value) == message and "hunter2" not in str(caught.value)
+
+
+def test_toml_numbers_it_cannot_build_are_config_errors() -> None:
+    with pytest.raises(SecretsConfigError, match="not TOML: a number it cannot build"):
+        parse_config(b"a = " + b"1" * 5000 + b"\n", "toml")

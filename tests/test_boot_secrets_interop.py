@@ -79,7 +79,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     (root / "s3").mkdir()
     with LocalKms(roots=enclave.roots) as kms, s3_server(root / "s3") as (endpoint, _):
         client = kms.client()
-        attested = client.create_key(Policy=key_policy())["KeyMetadata"]["KeyId"]
+        attested = client.create_key(Policy=key_policy())["KeyMetadata"]["Arn"]
         plain = client.create_key()["KeyMetadata"]["KeyId"]  # the official client decrypts without Recipient
         s3_client(endpoint).create_bucket(Bucket=BUCKET)
         yield {
@@ -123,6 +123,8 @@ def test_an_object_the_official_client_writes_opens_with_secrets_run(world: dict
             "app=web",
             "--attestation",
             f"test:{world['enclave']}",
+            "--key-id",
+            world["attested"],
             "--allow-env",
             "TOKEN",
             "--allow-file",

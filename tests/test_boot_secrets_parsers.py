@@ -245,7 +245,7 @@ class _NoAttester:
 def test_legacy_objects_are_unsupported_without_legacy(version: int, content: str, wrap: str, fragment: str) -> None:
     metadata, body = _legacy(version, content, wrap)
     with _refused("unsupported", fragment):
-        decrypt(EncryptedObject(metadata, body), kms=None, attester=_NoAttester(), context={"app": "web"})
+        decrypt(EncryptedObject(metadata, body), kms=None, attester=_NoAttester(), key_id=_ARN, context={"app": "web"})
 
 
 # --------------------------------------------------------------------------- instruction files
@@ -507,14 +507,20 @@ def test_kms_rejections(enclave: TestEnclave) -> None:
     blob = EncryptedObject(*_v3())
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not this enclave"}}, "Decrypt")
     with _refused("kms", "KMS refused Decrypt: AccessDeniedException: not this enclave"):
-        decrypt(blob, kms=_Kms(denied), attester=enclave, context={"app": "web"})
+        decrypt(blob, kms=_Kms(denied), attester=enclave, key_id=_ARN, context={"app": "web"})
     with _refused("kms", "KMS answered without CiphertextForRecipient (it ignored Recipient)"):
-        decrypt(blob, kms=_Kms({"Plaintext": _DATA_KEY}), attester=enclave, context={"app": "web"})
-    kms = _Kms({"CiphertextForRecipient": b"not CMS"})
+        decrypt(
+            blob,
+            kms=_Kms({"KeyId": _ARN, "Plaintext": _DATA_KEY}),
+            attester=enclave,
+            key_id=_ARN,
+            context={"app": "web"},
+        )
+    kms = _Kms({"KeyId": _ARN, "CiphertextForRecipient": b"not CMS"})
     with _refused("kms", "the CiphertextForRecipient does not open"):
-        decrypt(blob, kms=kms, attester=enclave, context={"app": "web"}, key_id="alias/k")
+        decrypt(blob, kms=kms, attester=enclave, context={"app": "web"}, key_id=_ARN)
     request = kms.requests[0]
-    assert request["EncryptionContext"] == {"app": "web", "aws:x-amz-cek-alg": "115"} and request["KeyId"] == "alias/k"
+    assert request["EncryptionContext"] == {"app": "web", "aws:x-amz-cek-alg": "115"} and request["KeyId"] == _ARN
     assert request["Recipient"]["KeyEncryptionAlgorithm"] == "RSAES_OAEP_SHA_256"
 
 
@@ -536,7 +542,7 @@ _CONFIG_CASES: list[tuple[bytes, str, str, str]] = [
     (b"{", "json", "", "not JSON: Expecting property name"),
     (b'{"env":{},"env":{}}', "json", "", "not JSON: the key 'env' appears twice"),
     (b'{"env":{"A":NaN}}', "json", "", "not JSON: NaN is not JSON"),
-    (b"a: [", "yaml", "", "not YAML: while parsing a flow node"),
+    (b"a: [", "yaml", "", "not YAML (syntax): line 1, column 5"),
     (b"[" * 3000, "yaml", "", "the YAML is nested too deeply"),
     (b"a = ", "toml", "", "not TOML: Invalid value"),
     (b"a = " + b"[" * 100000, "toml", "", "the TOML is nested too deeply"),

@@ -55,6 +55,7 @@ are never logged or put in an error message.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ from ._config import (
     MAX_FILES,
     MAX_NAME,
     MAX_PATH,
+    MAX_PATH_COMPONENT,
     SecretFile,
     SecretsConfig,
     config_format,
@@ -92,6 +94,7 @@ __all__ = [
     "MAX_FILES",
     "MAX_NAME",
     "MAX_PATH",
+    "MAX_PATH_COMPONENT",
     "AllowList",
     "BootSecretsError",
     "EncryptedObject",
@@ -99,6 +102,7 @@ __all__ = [
     "SecretFile",
     "SecretsConfig",
     "SecretsConfigError",
+    "check_key_arn",
     "child_environment",
     "config_format",
     "decrypt",
@@ -119,6 +123,7 @@ KEY_ID_METADATA = "nitro-attest-key-id"
 _INSTRUCTION_SUFFIX = ".instruction"
 _MAX_CONTEXT = 8192  # KMS's limit on an encryption context, in characters
 _RECIPIENT_ALGORITHM = "RSAES_OAEP_SHA_256"
+_KEY_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -229,27 +234,50 @@ def encrypt(
     return EncryptedObject(metadata, body)
 
 
+def check_key_arn(key_id: object) -> str:
+    """``key_id`` when it is a full KMS key ARN, ``arn:aws:kms:REGION:ACCOUNT:key/ID``.
+
+    An alias or a bare key id is resolved by KMS in the account of the
+    caller's credentials; in an enclave those come from the parent instance,
+    which would then pick the key (its own, under a policy admitting any
+    enclave) and so the configuration. Only the ARN names the operator's key.
+
+    :raises SecretsConfigError: ``key_id``: not a key ARN.
+    """
+    if not isinstance(key_id, str) or not _KEY_ARN.fullmatch(key_id):
+        shown = repr(key_id)[:120]
+        raise SecretsConfigError(
+            "key_id",
+            f"{shown} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID): an alias or key id is resolved in "
+            "the account of the credentials, which the parent instance hands the enclave, so it would choose the key",
+        )
+    return key_id
+
+
 def decrypt(
     blob: EncryptedObject,
     *,
     kms: Any,
     attester: Attester,
+    key_id: str,
     context: Mapping[str, str] | None = None,
-    key_id: str | None = None,
     legacy: bool = False,
 ) -> SecretsConfig:
     """The configuration in ``blob``, opened as an enclave opens it: KMS releases the data key to its attested key.
 
     ``kms`` is a boto3 KMS client; ``attester`` makes the attestation
     document (:class:`~nitro_attest.nsm.NsmDevice`, or a test enclave);
-    ``context`` must equal the stored encryption context less the client's
-    reserved keys; ``key_id``, when given, is sent with ``Decrypt`` (KMS then
-    refuses a blob of another key). ``legacy`` also opens V1, AES-CBC and
-    plain ``kms`` objects.
+    ``key_id`` is the full ARN of the KMS key the blob must be sealed under
+    (:func:`check_key_arn`): it is sent with ``Decrypt``, so that KMS refuses
+    a blob of another key, and KMS's answer must name it. ``context`` must
+    equal the stored encryption context less the client's reserved keys.
+    ``legacy`` also opens V1, AES-CBC and plain ``kms`` objects.
 
+    :raises SecretsConfigError: ``key_id`` is not a key ARN.
     :raises BootSecretsError: any code but ``not_allowed`` and ``path``.
     :raises ~nitro_attest.nsm.NsmError: the NSM gave no document.
     """
+    check_key_arn(key_id)
     header = _header(blob)
     if header.legacy and not legacy:
         what = (
@@ -262,13 +290,12 @@ def decrypt(
     enclave_key = EnclaveKey.generate()
     document = attester.attest(public_key=enclave_key.public_key_der)
     request: dict[str, Any] = {
+        "KeyId": key_id,
         "CiphertextBlob": header.encrypted_key,
         "Recipient": {"AttestationDocument": document, "KeyEncryptionAlgorithm": _RECIPIENT_ALGORITHM},
     }
     if stored_context:
         request["EncryptionContext"] = stored_context
-    if key_id is not None:
-        request["KeyId"] = key_id
     from botocore.exceptions import ClientError  # type: ignore[import-untyped]  # noqa: PLC0415 -- with the client
 
     try:
@@ -278,6 +305,10 @@ def decrypt(
         raise BootSecretsError(
             "kms", f"KMS refused Decrypt: {details.get('Code', 'error')}: {details.get('Message', '')}"[:500]
         ) from None
+    answered = answer.get("KeyId")
+    if answered != key_id:
+        shown = repr(answered)[:200]
+        raise BootSecretsError("kms", f"KMS answered for the key {shown}, not {key_id}: not the key asked for")
     envelope = answer.get("CiphertextForRecipient")
     if not isinstance(envelope, bytes):
         raise BootSecretsError("kms", "KMS answered without CiphertextForRecipient (it ignored Recipient)")
@@ -350,25 +381,59 @@ def launch(
     that a missing or unrunnable program writes nothing. Should ``execve``
     fail all the same, the files just written are removed (a file that was
     replaced is removed too: its previous version is not kept once the
-    files are in place) and the directories made for them. ``environ``
-    defaults to this process's environment.
+    files are in place) and the directories made for them; so they are on
+    any other exception from ``execve``, which is then raised again.
+    ``environ`` defaults to this process's environment.
 
     :raises BootSecretsError: ``not_allowed``, ``path``; nothing written, nothing run.
-    :raises SecretsConfigError: ``command``: no command, not an executable
-        file, or ``execve`` failed (then what was written is removed).
+    :raises SecretsConfigError: ``command``: no command, an argument with a
+        NUL, not an executable file, or ``execve`` failed (then what was
+        written is removed); ``environ``: a name that is empty or holds
+        ``=`` or NUL, a value with NUL.
     """
     allow.check(config)
-    if not command:
-        raise SecretsConfigError("command", "no command to run")
-    env = child_environment(config, os.environ if environ is None else environ)
-    program = _program(command[0], env.get("PATH", os.defpath))
+    arguments = _checked_command(command)
+    env = _checked_environment(child_environment(config, os.environ if environ is None else environ))
+    program = _program(arguments[0], env.get("PATH", os.defpath))
     installation = _install(config, allow)
     try:
-        os.execve(program, list(command), env)  # noqa: S606 -- the point: the unchanged application in our place
-    except OSError as error:
+        os.execve(program, arguments, env)  # noqa: S606 -- the point: the unchanged application in our place
+    except BaseException as error:
         left = installation.undo()
+        if not isinstance(error, OSError):
+            raise
         undone = f"; not undone: {'; '.join(left)}" if left else "; the files written were removed"
         raise SecretsConfigError("command", f"cannot run {program}: {error.strerror or error}{undone}") from None
+
+
+def _execve_text(text: object) -> bool:
+    """Whether ``execve`` takes ``text`` as an argument, a name or a value: a str without NUL it can encode."""
+    if not isinstance(text, str) or "\x00" in text:
+        return False
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:  # a lone surrogate that surrogateescape did not make
+        return False
+    return True
+
+
+def _checked_command(command: Sequence[str]) -> list[str]:
+    arguments = list(command)
+    if not arguments or not arguments[0]:
+        raise SecretsConfigError("command", "no command to run")
+    for index, argument in enumerate(arguments):
+        if not _execve_text(argument):
+            raise SecretsConfigError("command", f"argument {index} is not a string without NUL")
+    return arguments
+
+
+def _checked_environment(env: dict[str, str]) -> dict[str, str]:
+    for name, value in env.items():
+        if not _execve_text(name) or not name or "=" in name:
+            raise SecretsConfigError("environ", f"{name!r:.60} is not a variable name (empty, or with = or NUL)")
+        if not _execve_text(value):
+            raise SecretsConfigError("environ", f"the value of {name} is not a string without NUL")
+    return env
 
 
 _EXECUTABLE_MAGIC = (b"#!", b"\x7fELF")

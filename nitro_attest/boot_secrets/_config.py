@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import posixpath
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_FILES",
     "MAX_NAME",
     "MAX_PATH",
+    "MAX_PATH_COMPONENT",
     "SecretFile",
     "SecretsConfig",
     "config_format",
@@ -43,6 +45,8 @@ MAX_ENV_VALUE = 64 * 1024
 MAX_FILES = 64
 #: The longest file path, in UTF-8 bytes (Linux's PATH_MAX is 4096).
 MAX_PATH = 1024
+#: The longest component of a file path, in UTF-8 bytes (Linux's NAME_MAX).
+MAX_PATH_COMPONENT = 255
 #: The largest file content, in bytes.
 MAX_FILE = 256 * 1024
 #: The formats a configuration is read in; YAML and TOML need their parser (PyYAML; tomllib or tomli).
@@ -161,11 +165,45 @@ def _load_yaml(text: str) -> Any:
     except ImportError:
         raise SecretsConfigError("", "reading YAML needs PyYAML: pip install pyyaml") from None
     try:
-        return yaml.safe_load(text)
+        loader = _yaml_loader(yaml)(text)  # its reader refuses control characters at once
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except RecursionError:
         raise SecretsConfigError("", "the YAML is nested too deeply") from None
     except yaml.YAMLError as error:
-        raise SecretsConfigError("", f"not YAML: {str(error)[:200]}") from None
+        # PyYAML's message quotes the source line, which can be the secret: the position only.
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        if mark is not None:
+            where = f"line {mark.line + 1}, column {mark.column + 1}"
+        else:  # ReaderError: a character YAML does not allow
+            where = f"character {getattr(error, 'position', '?')}"
+        what = "a value the safe loader refuses" if isinstance(error, yaml.constructor.ConstructorError) else "syntax"
+        raise SecretsConfigError("", f"not YAML ({what}): {where}") from None
+
+
+@functools.cache
+def _yaml_loader(yaml: Any) -> Any:
+    """PyYAML's safe loader, where a value its constructors cannot build is an error naming its position.
+
+    They raise what Python raises: ValueError for a date out of range, a
+    5000-digit int (Python's limit) or ``!!int x``; AttributeError for
+    ``!!timestamp x``. The message can quote the value, so only the tag is said.
+    """
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc,name-defined,unused-ignore]
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, AttributeError):
+                mark = node.start_mark
+                tag = str(node.tag).rsplit(":", 1)[-1]
+                raise SecretsConfigError(
+                    "", f"not YAML: line {mark.line + 1}, column {mark.column + 1}: not a valid {tag[:40]}"
+                ) from None
+
+    return Loader
 
 
 def _load_toml(text: str) -> Any:
@@ -182,6 +220,8 @@ def _load_toml(text: str) -> Any:
         raise SecretsConfigError("", "the TOML is nested too deeply") from None
     except toml.TOMLDecodeError as error:
         raise SecretsConfigError("", f"not TOML: {error}") from None
+    except ValueError:  # int() past Python's 4300 digits, which tomllib does not catch (nor say where)
+        raise SecretsConfigError("", "not TOML: a number it cannot build (an integer over 4300 digits?)") from None
 
 
 def _from_document(document: Any) -> SecretsConfig:
@@ -265,8 +305,13 @@ def _check_path(where: str, path: str) -> None:
         raise SecretsConfigError(where, f"must be at most {MAX_PATH} bytes, without NUL")
     if not path.startswith("/") or path == "/":
         raise SecretsConfigError(where, f"{path!r} is not an absolute path to a file")
-    if ".." in path.split("/"):
+    if path.startswith("//"):  # kept by normpath: POSIX leaves a leading // to the implementation
+        raise SecretsConfigError(where, f"{path[:60]!r} starts with '//'")
+    components = path.split("/")
+    if ".." in components:
         raise SecretsConfigError(where, f"{path!r} has a '..' component")
+    if any(len(component.encode("utf-8")) > MAX_PATH_COMPONENT for component in components):
+        raise SecretsConfigError(where, f"a component is over {MAX_PATH_COMPONENT} bytes")
     if posixpath.normpath(path) != path:
         raise SecretsConfigError(where, f"{path!r} is not normalised (write {posixpath.normpath(path)!r})")
 

@@ -33,12 +33,18 @@ class AllowList:
 
     :raises SecretsConfigError: a name that is not an environment variable
         name, a path that is not absolute and normalised.
+    :raises TypeError: ``env`` or ``files`` is a single string.
     """
 
     env: frozenset[str] = field(default_factory=frozenset)
     files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        # frozenset("DB_PASSWORD") would allow the names D, B, _, P...; tuple("/run") the paths /, r...
+        if isinstance(self.env, (str, bytes)):
+            raise TypeError("AllowList env must be a collection of names, not a single string")
+        if isinstance(self.files, (str, bytes)):
+            raise TypeError("AllowList files must be a collection of paths, not a single string")
         object.__setattr__(self, "env", frozenset(self.env))
         object.__setattr__(self, "files", tuple(self.files))
         for name in self.env:
@@ -133,18 +139,29 @@ def _walk(base: str, parts: list[str], path: str, *, create: list[str] | None) -
                 return None
             try:
                 os.mkdir(part, _DIRECTORY_MODE, dir_fd=descriptor)
-                child = os.open(part, _OPEN_DIRECTORY | _NO_FOLLOW, dir_fd=descriptor)
             except OSError as error:
                 os.close(descriptor)
                 raise _refuse(path, f"cannot create {location}: {error.strerror}") from None
-            create.append(location)
+            create.append(location)  # made: removed by the undo even if it cannot be opened
+            try:
+                child = os.open(part, _OPEN_DIRECTORY | _NO_FOLLOW, dir_fd=descriptor)
+            except OSError as error:
+                os.close(descriptor)
+                raise _refuse(path, f"cannot open {location}, just made: {error.strerror}") from None
         except OSError as error:
-            link = stat.S_ISLNK(os.stat(part, dir_fd=descriptor, follow_symlinks=False).st_mode)
+            link = _is_link(descriptor, part)
             os.close(descriptor)
             raise _refuse(path, _why(error, location, link)) from None
         os.close(descriptor)
         descriptor = child
     return descriptor
+
+
+def _is_link(descriptor: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=descriptor, follow_symlinks=False).st_mode)
+    except OSError:  # it cannot even be looked at (a name too long, no search permission): not known to be a link
+        return False
 
 
 def _why(error: OSError, location: str, link: bool) -> str:
@@ -170,6 +187,8 @@ def _check_target(descriptor: int, name: str, path: str) -> None:
         status = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
     except FileNotFoundError:
         return
+    except OSError as error:  # a name too long for the filesystem, no search permission on the directory
+        raise _refuse(path, f"cannot look at it: {error.strerror}") from None
     if stat.S_ISLNK(status.st_mode):
         raise _refuse(path, "is a symbolic link, which is not followed")
     if not stat.S_ISREG(status.st_mode):

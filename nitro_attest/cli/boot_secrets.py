@@ -21,6 +21,7 @@ from ..boot_secrets import (
     BootSecretsError,
     EncryptedObject,
     SecretsConfigError,
+    check_key_arn,
     config_format,
     decrypt,
     encrypt,
@@ -102,7 +103,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument(
         "--allow-file", metavar="PATH", action="append", default=[], help="an allowed file, or directory below which"
     )
-    run.add_argument("--key-id", metavar="KEY", help="send KeyId with Decrypt: a blob of another key is refused")
+    run.add_argument(
+        "--key-id",
+        required=True,
+        metavar="ARN",
+        help="the KMS key's full ARN (arn:aws:kms:REGION:ACCOUNT:key/ID): a blob of another key is refused",
+    )
     run.add_argument("--legacy", action="store_true", help="also open V1, AES-CBC and plain-kms objects")
     _add_endpoints(run)
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="what to run")
@@ -126,7 +132,30 @@ def _client(service: str, endpoint: str | None, region: str | None) -> Any:
         import boto3  # type: ignore[import-untyped]  # noqa: PLC0415 -- only these commands need boto3
     except ImportError:
         raise UsageError("this command needs boto3: pip install 'nitro_attest[secrets]'") from None
-    return boto3.client(service, endpoint_url=endpoint, region_name=region)
+    from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    try:
+        return boto3.client(service, endpoint_url=endpoint, region_name=region)
+    except (BotoCoreError, ValueError) as error:  # no region (NoRegionError); "Invalid endpoint: ..."
+        raise UsageError(f"cannot make the {service} client: {error}") from None
+
+
+def _enclave_kms(args: argparse.Namespace) -> Any:
+    """The KMS client ``secrets run`` uses; on the NSM, only over https.
+
+    In an enclave every connection goes through the parent instance: over
+    http it could answer Decrypt itself (a data key of its own, sealed to the
+    attested key), since nothing then authenticates KMS. The endpoint checked
+    is the one the client resolved, whatever configured it.
+    """
+    kms = _client("kms", args.kms_endpoint, args.region)
+    endpoint = str(kms.meta.endpoint_url)
+    if args.attestation == "nsm" and not endpoint.lower().startswith("https://"):
+        raise UsageError(
+            f"--kms-endpoint {safe(endpoint)}: with --attestation nsm the KMS endpoint must be https:// "
+            "(over http the parent instance, which carries the connection, could answer Decrypt itself)"
+        )
+    return kms
 
 
 def _context(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -154,7 +183,7 @@ def _encrypt(args: argparse.Namespace) -> int:
     destination = parse_s3_url(args.to) if args.to else None
     kms = _client("kms", args.kms_endpoint, args.region)
     s3 = _client("s3", args.s3_endpoint, args.region) if destination else None
-    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
     try:
         blob = encrypt(config, kms=kms, key_id=args.key_id, context=context)
@@ -191,19 +220,24 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     context = _context(args.context)
     try:
+        key_id = check_key_arn(args.key_id)
+    except SecretsConfigError as error:
+        raise UsageError(f"--key-id {error}") from None
+    try:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
     except ImportError:
         raise UsageError("this command needs boto3: pip install 'nitro_attest[secrets]'") from None
+    kms = _enclave_kms(args)
     # From here on, every failure is a refusal: said on stderr, exit 1, nothing written, nothing run.
     try:
         attester = _attester(args.attestation)
         blob = _load(args.source, args)
         config = decrypt(
             blob,
-            kms=_client("kms", args.kms_endpoint, args.region),
+            kms=kms,
             attester=attester,
             context=context,
-            key_id=args.key_id,
+            key_id=key_id,
             legacy=args.legacy,
         )
         del blob
