@@ -4,6 +4,11 @@
 Python values, everything the rules of :mod:`nitro_attest.recipient` look at;
 it judges nothing, and lets asn1crypto's ``ValueError``/``TypeError`` for
 undecodable bytes propagate (the caller turns them into ``malformed``).
+It raises ValueError itself for what asn1crypto reads without complaint but
+is not of the schema: a SEQUENCE holding values past its last field
+(asn1crypto keeps them as unnamed children) and an explicit tag holding more
+than one value (asn1crypto reads the first and drops the rest), and, before
+asn1crypto sees the bytes, a tag number over four octets (see :mod:`._ber`).
 :func:`write` builds the KMS layout: asn1crypto encodes every definite part,
 :mod:`._ber` adds the indefinite wrappers and the chunks.
 """
@@ -108,12 +113,36 @@ def _key_encryption(der: bytes) -> tuple[str, Oaep | None]:
     Cached by its bytes: every envelope for one kind of recipient has the same
     ones, and asn1crypto takes longer to read them than the rest of the envelope.
     """
-    algorithm = cms.KeyEncryptionAlgorithm.load(der, strict=True)
+    algorithm = _exact(cms.KeyEncryptionAlgorithm.load(der, strict=True), "key encryption AlgorithmIdentifier")
     oid: str = algorithm["algorithm"].dotted
     return oid, _oaep(algorithm["parameters"]) if oid == RSAES_OAEP else None
 
 
+def _exact(value: Any, name: str) -> Any:
+    """``value``, a Sequence; ValueError when it holds values past its fields.
+
+    ``len()`` counts the children asn1crypto read, iteration names the schema's fields.
+    """
+    extra = len(value) - len(list(value))
+    if extra:
+        raise ValueError(f"the {name} holds {extra} value{'s' if extra > 1 else ''} past its fields")
+    return value
+
+
+def _explicit_exact(value: Any, name: str) -> Any:
+    """``value``, a Sequence with explicitly tagged fields; ValueError when one of its tags holds several values."""
+    explicit = {tuple(value[field].explicit[-1]) for field in value if value[field].explicit}
+    contents = value.contents
+    while contents:
+        class_, _, tag, _, inner, _ = parser.parse(contents)
+        if (class_, tag) in explicit and parser.peek(inner) != len(inner):
+            raise ValueError(f"the [{tag}] of the {name} holds more than one value")
+        contents = contents[parser.peek(contents) :]
+    return _exact(value, name)
+
+
 def _hash(identifier: Any) -> str:
+    _exact(identifier, "hash AlgorithmIdentifier")
     oid: str = identifier["algorithm"].dotted
     if oid == SHA256:
         # asn1crypto decodes a field when it is read: reading SHA-256's parameters (NULL or absent in its
@@ -123,9 +152,10 @@ def _hash(identifier: Any) -> str:
 
 
 def _oaep(parameters: Any) -> Oaep:
-    mask = parameters["mask_gen_algorithm"]
+    _explicit_exact(parameters, "RSAES-OAEP-params")
+    mask = _exact(parameters["mask_gen_algorithm"], "mask generation AlgorithmIdentifier")
     mask_generation = mask["algorithm"].dotted
-    source = parameters["p_source_algorithm"]
+    source = _exact(parameters["p_source_algorithm"], "pSource AlgorithmIdentifier")
     source_is_specified = source["algorithm"].dotted == P_SPECIFIED
     return Oaep(
         hash=_hash(parameters["hash_algorithm"]),
@@ -139,7 +169,7 @@ def _oaep(parameters: Any) -> Oaep:
 def _recipient(info: Any) -> Recipient:
     if info.name != "ktri":
         return Recipient(info.name)
-    ktri = info.chosen
+    ktri = _exact(info.chosen, "KeyTransRecipientInfo")
     rid = ktri["rid"]
     oid, oaep = _key_encryption(ktri["key_encryption_algorithm"].dump())
     return Recipient(
@@ -155,6 +185,7 @@ def _recipient(info: Any) -> Recipient:
 
 def read(data: bytes) -> Envelope:
     """The fields of the ContentInfo ``data`` starts with; asn1crypto's ValueError/TypeError when undecodable."""
+    _ber.check_identifiers(data)
     length = parser.peek(data)
     info = cms.ContentInfo.load(data[:length], strict=True)
     trailing = len(data) - length
@@ -164,8 +195,10 @@ def read(data: bytes) -> Envelope:
     enveloped = info["content"]
     if isinstance(enveloped, core.Void):
         raise ValueError("the ContentInfo has no content")
-    content_info = enveloped["encrypted_content_info"]
-    algorithm = content_info["content_encryption_algorithm"]
+    _explicit_exact(info, "ContentInfo")
+    _exact(enveloped, "EnvelopedData")
+    content_info = _exact(enveloped["encrypted_content_info"], "EncryptedContentInfo")
+    algorithm = _exact(content_info["content_encryption_algorithm"], "content encryption AlgorithmIdentifier")
     algorithm_oid = algorithm["algorithm"].dotted
     encrypted = content_info["encrypted_content"]
     return Envelope(
