@@ -23,7 +23,9 @@ what ``openssl cms -encrypt -keyid -keyopt rsa_padding_mode:oaep -keyopt
 rsa_oaep_md:sha256 -aes-256-cbc`` writes, with or without ``-stream``: DER
 or BER, hash parameters NULL or absent, and a 20-byte key id (SHA-1 of the
 key, RFC 5280 section 4.2.1.2 method 1, as OpenSSL puts in certificates). It
-refuses everything else, each with a :class:`RecipientError` code:
+refuses everything else, each with a :class:`RecipientError` code (among
+them, as ``malformed``, values a SEQUENCE or explicit tag holds past its
+schema, and tag numbers of over four octets):
 
 - several recipients, and recipients named by issuerAndSerialNumber
   (``unsupported``): KMS writes one, named by key id, and an enclave has a
@@ -89,7 +91,8 @@ _KMS_KEY_ID_SIZE = 32  # SHA-256 of the SubjectPublicKeyInfo DER
 _OPENSSL_KEY_ID_SIZE = 20  # SHA-1 of the subjectPublicKey bits (RFC 5280 4.2.1.2 method 1)
 _MAX_KEY_FILE = 16 * 1024  # a 4096-bit key's PKCS#8 PEM is ~3.3 KB
 _OAEP = OAEP(mgf=MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-# One message for every way decryption can fail, so that no failure can be told from another.
+# One message for every way decryption can fail, so that no failure can be told from another. Whether an
+# envelope opens at all still shows (CBC without a MAC): see RecipientError and docs/recipient.md.
 _DECRYPT_FAILED = "the envelope does not decrypt with this key (wrong key, or a corrupted encrypted key or content)"
 _ALGORITHM_NAMES = {
     _cms.RSAES_PKCS1_V1_5: "RSA PKCS#1 v1.5 key transport",
@@ -118,7 +121,11 @@ class RecipientError(NitroAttestError):
     not RSA, not 2048, 3072 or 4096 bits); ``decrypt``: the envelope is for
     this key but does not decrypt (OAEP failure, a content key of the wrong
     length, bad padding). Every ``decrypt`` error has the same message, so
-    that no padding oracle exists.
+    that an error does not tell which step failed. It cannot hide whether an
+    envelope opened: AES-CBC without a MAC (the KMS format) makes opening
+    tampered copies of a captured envelope a CBC padding oracle, so an
+    enclave key must not open many envelopes an attacker can tamper with
+    (use a fresh key per boot or per request; treat ``decrypt`` as an attack).
     """
 
     codes = frozenset({"malformed", "unsupported", "recipient", "decrypt"})
