@@ -123,6 +123,12 @@ def _measure(path: str, *, strict: bool) -> EifDescription | None:
             f"{description.computed_crc:#010x} (CheckCRC false; --strict refuses it)",
             file=sys.stderr,
         )
+    if not description.table_matches:
+        print(
+            "warning: the header's offset table does not match the sections as read "
+            "(nitro-cli reads them one after another; --strict refuses it)",
+            file=sys.stderr,
+        )
     check = description.signature
     if check is not None and not check.valid:
         print(f"invalid [signature]: {check.status.value}: {safe(check.message)}", file=sys.stderr)

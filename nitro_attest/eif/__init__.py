@@ -15,6 +15,7 @@ is not an image raises :class:`EifError` (a ``ValueError`` with a stable
 from ._model import (
     HEADER_SIZE,
     MAX_CMDLINE_SIZE,
+    MAX_METADATA_DEPTH,
     MAX_METADATA_SIZE,
     MAX_SECTIONS,
     MAX_SIGNATURE_SIZE,
@@ -34,6 +35,7 @@ __all__ = [
     "CHUNK_SIZE",
     "HEADER_SIZE",
     "MAX_CMDLINE_SIZE",
+    "MAX_METADATA_DEPTH",
     "MAX_METADATA_SIZE",
     "MAX_SECTIONS",
     "MAX_SIGNATURE_SIZE",

@@ -21,6 +21,7 @@ from ..errors import NitroAttestError
 __all__ = [
     "HEADER_SIZE",
     "MAX_CMDLINE_SIZE",
+    "MAX_METADATA_DEPTH",
     "MAX_METADATA_SIZE",
     "MAX_SECTIONS",
     "MAX_SIGNATURE_SIZE",
@@ -46,6 +47,8 @@ MAX_SECTIONS = 32
 MAX_CMDLINE_SIZE = 64 * 1024
 #: The metadata JSON is read whole; nitro-cli's own custom metadata is capped at 4 KiB.
 MAX_METADATA_SIZE = 1024 * 1024
+#: How deep DockerInfo and CustomMetadata may nest (objects and arrays); nitro-cli's nest a few levels.
+MAX_METADATA_DEPTH = 32
 #: The signature section is read whole: one PEM certificate and a COSE_Sign1, each
 #: byte written as a CBOR integer (so up to twice its size), a few KiB in practice.
 MAX_SIGNATURE_SIZE = 64 * 1024
@@ -190,6 +193,10 @@ class EifDescription:
     signature: EifSignatureCheck | None
     #: The bytes read: the header and every section.
     size: int
+    #: True when the header's section count, offsets and sizes agree with the sections as read (``strict=True``
+    #: refuses an image where they do not; without it the sections are read one after another and the table
+    #: is only compared).
+    table_matches: bool
 
     @property
     def is_signed(self) -> bool:

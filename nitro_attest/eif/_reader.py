@@ -44,6 +44,7 @@ from ._model import (
     CURRENT_VERSION,
     HEADER_SIZE,
     MAX_CMDLINE_SIZE,
+    MAX_METADATA_DEPTH,
     MAX_METADATA_SIZE,
     MAX_SECTIONS,
     MAX_SIGNATURE_SIZE,
@@ -126,27 +127,28 @@ def _check_header_strictly(header: _Header) -> None:
         )
 
 
-def _check_table(header: _Header, sections: list[EifSection]) -> None:
-    """Strict: the header's section count, offsets and sizes are those of the sections as read."""
+def _table_error(header: _Header, sections: list[EifSection]) -> EifError | None:
+    """Where the header's section count, offsets and sizes differ from the sections as read, or None."""
     if header.count != len(sections):
-        raise EifError(
+        return EifError(
             "header",
             f"at offset {_COUNT_OFFSET}: the header counts {header.count} sections, the file has {len(sections)}",
         )
     for section in sections:
         i = section.index
         if header.offsets[i] != section.offset:
-            raise EifError(
+            return EifError(
                 "header",
                 f"at offset {_OFFSETS_AT + 8 * i}: section_offsets[{i}] is {header.offsets[i]}, "
                 f"but section {i} starts at {section.offset}",
             )
         if header.sizes[i] != section.size:
-            raise EifError(
+            return EifError(
                 "header",
                 f"at offset {_SIZES_AT + 8 * i}: section_sizes[{i}] is {header.sizes[i]}, "
                 f"but section {i} (at {section.offset}) holds {section.size} bytes",
             )
+    return None
 
 
 @dataclass
@@ -234,11 +236,14 @@ def _extend(hasher: Any, index: int) -> PCRValue:
     return PCRValue(index, hashlib.sha384(bytes(PCR_SIZE) + hasher.digest()).digest())
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: Any, where: str, depth: int = 0) -> Any:
+    # Bounded so that neither this nor thaw() can recurse far: nitro-cli's metadata nests a few levels.
+    if isinstance(value, (dict, list)) and depth >= MAX_METADATA_DEPTH:
+        raise EifError("metadata", f"{where}: nested deeper than {MAX_METADATA_DEPTH} levels")
     if isinstance(value, dict):
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
+        return MappingProxyType({key: _freeze(item, where, depth + 1) for key, item in value.items()})
     if isinstance(value, list):
-        return tuple(_freeze(item) for item in value)
+        return tuple(_freeze(item, where, depth + 1) for item in value)
     return value
 
 
@@ -259,8 +264,8 @@ def _metadata(data: bytes, offset: int) -> EifMetadata:
         image_name=name,
         image_version=version,
         build_info=MappingProxyType({key: build[key] for key in _BUILD_INFO_KEYS}),
-        docker_info=_freeze(value.get("DockerInfo")),
-        custom_metadata=_freeze(value.get("CustomMetadata")),
+        docker_info=_freeze(value.get("DockerInfo"), f"{where}: DockerInfo"),
+        custom_metadata=_freeze(value.get("CustomMetadata"), f"{where}: CustomMetadata"),
     )
 
 
@@ -343,8 +348,10 @@ def _read(state: _State, *, strict: bool) -> EifDescription:
     while _read_section(state, found, strict=strict):
         pass
     sections, seen, signature = found.sections, found.seen, found.signature
+    table_error = _table_error(header, sections)
     if strict:
-        _check_table(header, sections)
+        if table_error is not None:
+            raise table_error
         for required in (EifSectionType.KERNEL, EifSectionType.CMDLINE, EifSectionType.RAMDISK):
             if required not in seen:
                 raise EifError("section", f"at offset {state.position}: no {required.name.lower()} section (strict)")
@@ -371,6 +378,7 @@ def _read(state: _State, *, strict: bool) -> EifDescription:
         signing_certificate=None if signature is None else signature.certificate,
         signature=None if signature is None else check_signature(signature, pcrs[0]),
         size=state.position,
+        table_matches=table_error is None,
     )
 
 

@@ -202,6 +202,13 @@ def _cose(cose: bytes, offset: int) -> tuple[bytes, bytes, bytes, Algorithm]:
         raise EifError("signature", f"{where}: expected byte strings for the protected header, payload and signature")
     if not isinstance(unprotected, dict):
         raise EifError("signature", f"{where}: expected a map for the unprotected header")
+    # nitro-cli writes an empty one, and RFC 9052 section 3 forbids a label in both headers: anything here
+    # would be unauthenticated parameters a verifier might read.
+    if unprotected:
+        raise EifError(
+            "signature",
+            f"{where}: expected an empty unprotected header (nitro-cli's), found {len(unprotected)} label(s)",
+        )
     header = _decode(protected, 1, f"{where}: protected header")
     # type(): CBOR true would pass for the integer 1 in an isinstance check.
     if not isinstance(header, dict) or [type(key) for key in header] != [int] or 1 not in header:
