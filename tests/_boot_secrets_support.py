@@ -33,21 +33,8 @@ GOOD_PCR0 = "ab" * 48
 OTHER_PCR0 = "cd" * 48
 BUCKET = "boot-secrets"
 
-# The CLI's group, registered on a parser of its own (the lead wires it into nitro_attest.cli).
-RUNNER = (
-    "import argparse, sys\n"
-    "from nitro_attest.cli import boot_secrets\n"
-    "from nitro_attest.cli._common import UsageError\n"
-    "parser = argparse.ArgumentParser(prog='nitro-attest')\n"
-    "commands = parser.add_subparsers(dest='command', required=True)\n"
-    "boot_secrets.register(commands)\n"
-    "args = parser.parse_args(sys.argv[1:])\n"
-    "try:\n"
-    "    sys.exit(args.handler(args))\n"
-    "except UsageError as error:\n"
-    "    print(f'nitro-attest {args.command_name}: error: {error}', file=sys.stderr)\n"
-    "    sys.exit(2)\n"
-)
+# The command line as users run it (``nitro-attest``), in a child process: secrets run execs its command.
+RUNNER = "from nitro_attest.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
 
 # The child: writes the environment it was started with to the file named by its argument.
 CHILD = "import json, os, sys\njson.dump(dict(os.environ), open(sys.argv[1], 'w'))\n"

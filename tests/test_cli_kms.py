@@ -1,14 +1,11 @@
-"""``nitro-attest kms serve`` and ``nitro-attest testing init|attest``, through the groups' own ``register``.
+"""``nitro-attest kms serve`` and ``nitro-attest testing init|attest``, through ``nitro_attest.cli.main``.
 
-The groups are not wired into ``nitro_attest.cli.main`` by this file: commands
-run on a parser built with ``register``, in process, or (``kms serve``, which
-runs until stopped) in a subprocess running the same few lines. The AWS CLI,
-when installed, talks to that subprocess.
+``kms serve`` runs until stopped, so it runs in a subprocess (``python -m nitro_attest``); the AWS CLI, when
+installed, talks to it.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -23,38 +20,16 @@ from pathlib import Path
 import pytest
 
 from nitro_attest import Policy, verify
-from nitro_attest.cli import kms as kms_cli
-from nitro_attest.cli import testing as testing_cli
-from nitro_attest.cli._common import EXIT_OK, EXIT_USAGE, UsageError
+from nitro_attest.cli import EXIT_OK, EXIT_USAGE, main
 from nitro_attest.recipient import EnclaveKey
 from nitro_attest.testing import TestEnclave
 
 PCR0 = "ab" * 48
-_SERVE = (
-    "import argparse, sys\n"
-    "from nitro_attest.cli import kms\n"
-    "parser = argparse.ArgumentParser(prog='nitro-attest')\n"
-    "kms.register(parser.add_subparsers(dest='command', required=True))\n"
-    "args = parser.parse_args(sys.argv[1:])\n"
-    "sys.exit(args.handler(args))\n"
-)
+_SERVE = "from nitro_attest.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="nitro-attest")
-    commands = parser.add_subparsers(dest="command", required=True)
-    kms_cli.register(commands)
-    testing_cli.register(commands)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    try:
-        code: int = args.handler(args)
-    except UsageError as error:
-        print(f"nitro-attest {args.command_name}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return code
+    return main(list(argv))
 
 
 # --------------------------------------------------------------------------- testing init / attest

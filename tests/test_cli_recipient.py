@@ -1,41 +1,21 @@
-"""``nitro-attest recipient``: keygen, seal, open, inspect, through the group's own ``register``.
-
-The commands run on a parser built here with ``recipient.register`` and the
-same error handling as ``nitro_attest.cli.main`` (usage errors exit 2), so
-this file does not depend on the group being wired into ``main`` yet.
-"""
+"""``nitro-attest recipient``: keygen, seal, open, inspect, through ``nitro_attest.cli.main``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import require_shared
 
-from nitro_attest.cli import recipient as recipient_cli
-from nitro_attest.cli._common import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, UsageError
+from nitro_attest.cli import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, main
 from nitro_attest.recipient import EnclaveKey, inspect, seal
 from nitro_attest.testing import DocumentFactory
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="nitro-attest")
-    commands = parser.add_subparsers(dest="command", required=True)
-    recipient_cli.register(commands)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    try:
-        code: int = args.handler(args)
-    except UsageError as error:
-        print(f"nitro-attest {args.command_name}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return code
+    return main(list(argv))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._errors import SecretsConfigError
+from ._json import unique_keys
 
 __all__ = [
     "FORMATS",
@@ -136,7 +137,7 @@ def _load(data: bytes, format: str) -> Any:
         raise SecretsConfigError("", "the configuration is not UTF-8 text") from None
     if format == "json":
         try:
-            return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+            return json.loads(text, object_pairs_hook=unique_keys, parse_constant=_no_constant)
         except RecursionError:
             raise SecretsConfigError("", "the JSON is nested too deeply") from None
         except ValueError as error:  # JSONDecodeError, and the hooks' refusals
@@ -144,15 +145,6 @@ def _load(data: bytes, format: str) -> Any:
     if format == "yaml":
         return _load_yaml(text)
     return _load_toml(text)
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"the key {key!r} appears twice")
-        result[key] = value
-    return result
 
 
 def _no_constant(name: str) -> Any:

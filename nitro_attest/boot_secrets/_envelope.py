@@ -18,7 +18,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, padding
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ._errors import BootSecretsError
+from ._json import unique_keys
 
 __all__ = [
     "CEK_CONTEXT_KEY",
@@ -128,18 +128,9 @@ def _b64(metadata: Mapping[str, str], key: str, size: int | None = None, *, limi
     return value
 
 
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"{key!r} appears twice")
-        result[key] = value
-    return result
-
-
 def _json_object(text: str, what: str) -> dict[str, str]:
     try:
-        value = json.loads(text, object_pairs_hook=_unique)
+        value = json.loads(text, object_pairs_hook=unique_keys)
     except (ValueError, RecursionError):
         raise _malformed(f"{what} is not a JSON object without repeated keys") from None
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):

@@ -6,10 +6,10 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from ._envelope import MAX_BODY
 from ._errors import BootSecretsError
+from ._json import unique_keys
 
 __all__ = ["FILE_FORMAT", "MAX_FILE", "dumps_file", "loads_file"]
 
@@ -26,15 +26,6 @@ def dumps_file(metadata: Mapping[str, str], body: bytes) -> bytes:
     return (json.dumps(document, indent=1) + "\n").encode("utf-8")
 
 
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"{key!r} appears twice")
-        result[key] = value
-    return result
-
-
 def loads_file(data: bytes) -> tuple[dict[str, str], bytes]:
     """The metadata and body of a local file.
 
@@ -43,7 +34,7 @@ def loads_file(data: bytes) -> tuple[dict[str, str], bytes]:
     if len(data) > MAX_FILE:
         raise BootSecretsError("malformed", f"the file is {len(data)} bytes, over {MAX_FILE}")
     try:
-        document = json.loads(data.decode("utf-8"), object_pairs_hook=_unique)
+        document = json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, a repeated key
         raise BootSecretsError(
             "malformed", "not a boot-secrets file: not a JSON object without repeated keys"

@@ -62,17 +62,21 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in _GROUPS:
         group.register(commands)
+    _remember_parsers(parser)
     return parser
 
 
-def _leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
-    """The (sub)parser of the command ``args`` came from: ``policy check``'s, not ``policy``'s."""
-    while True:
-        choices = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
-        chosen = getattr(args, choices[0].dest, None) if choices else None
-        if chosen is None:
-            return parser
-        parser = choices[0].choices[chosen]
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)parser stores itself in the namespace it parses, the innermost last, for usage errors.
+
+    Read from the namespace, not found again by the subcommand names: a command's own arguments may use
+    the same names (``secrets run -- COMMAND`` has a ``command``).
+    """
+    parser.set_defaults(usage_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _remember_parsers(subparser)
 
 
 def _exit_code(code: object) -> int:
@@ -93,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UsageError as error:
         # As argparse does for its own errors: the usage of the subcommand that was run, then what is wrong.
-        print(_leaf_parser(parser, args).format_usage(), end="", file=sys.stderr)
-        print(f"nitro-attest {getattr(args, 'command_name', args.command)}: error: {error}", file=sys.stderr)
+        print(args.usage_parser.format_usage(), end="", file=sys.stderr)
+        print(f"{args.usage_parser.prog}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         # The reader (e.g. `| head`) left: stop quietly, and keep Python's exit-time flush from failing again.

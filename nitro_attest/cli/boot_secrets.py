@@ -83,7 +83,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--context", metavar="K=V", type=_context_argument, action="append", default=[], help="encryption context"
     )
     _add_endpoints(encrypt_)
-    encrypt_.set_defaults(handler=_encrypt, command_name="secrets encrypt")
+    encrypt_.set_defaults(handler=_encrypt)
 
     run = actions.add_parser(
         "run",
@@ -112,7 +112,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--legacy", action="store_true", help="also open V1, AES-CBC and plain-kms objects")
     _add_endpoints(run)
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="what to run")
-    run.set_defaults(handler=_run, command_name="secrets run")
+    run.set_defaults(handler=_run)
 
     inspect_ = actions.add_parser(
         "inspect",
@@ -124,7 +124,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     inspect_.add_argument("source", metavar="FILE|s3://BUCKET/KEY", help="the blob")
     inspect_.add_argument("--json", action="store_true", help="print JSON")
     _add_endpoints(inspect_, kms=False)
-    inspect_.set_defaults(handler=_inspect, command_name="secrets inspect")
+    inspect_.set_defaults(handler=_inspect)
 
 
 def _client(service: str, endpoint: str | None, region: str | None) -> Any:

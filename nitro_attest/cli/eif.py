@@ -48,7 +48,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     describe_.add_argument("file", metavar="FILE", help="the .eif file")
     describe_.add_argument("--strict", action="store_true", help="add QEMU's loader checks (CRC, offsets, flags)")
     describe_.add_argument("--json", action="store_true", help="print nitro-cli describe-eif's JSON")
-    describe_.set_defaults(handler=_describe, command_name="eif describe")
+    describe_.set_defaults(handler=_describe)
     pcr = actions.add_parser(
         "pcr",
         help="print the image's measurements exactly as nitro-cli build-enclave does",
@@ -58,7 +58,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     pcr.add_argument("file", metavar="FILE", help="the .eif file")
     pcr.add_argument("--strict", action="store_true", help="add QEMU's loader checks (CRC, offsets, flags)")
-    pcr.set_defaults(handler=_pcr, command_name="eif pcr")
+    pcr.set_defaults(handler=_pcr)
 
 
 def register_policy_from_eif(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,7 +85,7 @@ def register_policy_from_eif(actions: argparse._SubParsersAction[argparse.Argume
         help="print a KMS key-policy statement instead (Principal: --principal, else --role)",
     )
     make.add_argument("--principal", metavar="ARN", help="--kms-key-policy: who may decrypt (default: --role)")
-    make.set_defaults(handler=_from_eif, command_name="policy from-eif")
+    make.set_defaults(handler=_from_eif)
 
 
 def _progress_bar(path: str) -> object:

@@ -61,7 +61,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="ARN",
         help="without --credentials, the principal of every request (default the account's root)",
     )
-    serve.set_defaults(handler=_serve, command_name="kms serve")
+    serve.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:

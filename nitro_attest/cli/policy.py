@@ -63,7 +63,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         epilog="Exit codes: 0 every document accepted (allowed), 1 any rejected (denied), "
         "2 usage error (unreadable or malformed policy file, bad flags, unreadable document).",
     )
-    check.set_defaults(handler=_check, command_name="policy check")
+    check.set_defaults(handler=_check)
     check.add_argument(
         "documents",
         metavar="DOC",
@@ -106,7 +106,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         epilog="Exit codes: 0 printed, 1 the document cannot be decoded, 2 usage error "
         "(including a debug-mode document without --allow-debug).",
     )
-    make.set_defaults(handler=_from_document, command_name="policy from-document")
+    make.set_defaults(handler=_from_document)
     make.add_argument("file", metavar="DOC", help="raw CBOR, hex or base64; - for stdin")
     make.add_argument(
         "--kms",

@@ -57,7 +57,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     keygen.add_argument("--out", required=True, metavar="KEY.pem", help="where to write the private key")
     keygen.add_argument("--public-out", metavar="PUB.der", help="also write the public key (SPKI DER) here")
     keygen.add_argument("--bits", type=int, choices=KEY_SIZES, default=2048, help="key size (default 2048)")
-    keygen.set_defaults(handler=_keygen, command_name="recipient keygen")
+    keygen.set_defaults(handler=_keygen)
 
     seal_ = actions.add_parser(
         "seal",
@@ -71,7 +71,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     seal_.add_argument("--to", required=True, metavar="DOC|PUB", help="attestation document, or PUB.pem / PUB.der")
     seal_.add_argument("--out", default="-", metavar="OUT", help="where to write the envelope (default stdout)")
     add_policy_arguments(seal_)  # with --at and --root
-    seal_.set_defaults(handler=_seal, command_name="recipient seal")
+    seal_.set_defaults(handler=_seal)
 
     open_ = actions.add_parser(
         "open",
@@ -83,7 +83,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     open_.add_argument("file", metavar="FILE", help="the envelope, or - for stdin")
     open_.add_argument("--key", required=True, metavar="KEY.pem", help="the enclave's private key (PEM)")
     open_.add_argument("--out", default="-", metavar="OUT", help="where to write the secret (default stdout)")
-    open_.set_defaults(handler=_open, command_name="recipient open")
+    open_.set_defaults(handler=_open)
 
     inspect_ = actions.add_parser(
         "inspect",
@@ -93,7 +93,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     inspect_.add_argument("file", metavar="FILE", help="the envelope, or - for stdin")
     inspect_.add_argument("--json", action="store_true", help="print JSON")
-    inspect_.set_defaults(handler=_inspect, command_name="recipient inspect")
+    inspect_.set_defaults(handler=_inspect)
 
 
 def _load_key(path: str) -> EnclaveKey:

@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--pcr", metavar="N=HEX", type=pcr_argument, action="append", default=[], help="PCR N's value; repeatable"
     )
     init.add_argument("--debug", action="store_true", help="a debug-mode enclave (PCR0, PCR1, PCR2 zero)")
-    init.set_defaults(handler=_init, command_name="testing init")
+    init.set_defaults(handler=_init)
 
     attest = actions.add_parser(
         "attest",
@@ -51,7 +51,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     attest.add_argument("--nonce", metavar="HEX", type=hex_argument, help="the document's nonce")
     attest.add_argument("--user-data", metavar="HEX", type=hex_argument, help="the document's user_data")
     attest.add_argument("--out", default="-", metavar="DOC", help="where to write the document (default stdout)")
-    attest.set_defaults(handler=_attest, command_name="testing attest")
+    attest.set_defaults(handler=_attest)
 
 
 def _init(args: argparse.Namespace) -> int:
