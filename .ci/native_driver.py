@@ -13,8 +13,10 @@ job (each rejection branch of copy_job and verify_job), empty and large
 messages; worker counts from negative to past MAX_WORKERS (1 thread, several
 pthreads, clamping); concurrent callers from Python threads (GIL released);
 every error return (argument parsing, not a sequence, a sequence whose length or
-items raise part-way, an allocation too large to make: MemoryError). Each
-result is checked, so a path that silently stopped running would fail here.
+items raise part-way, an allocation too large to make: MemoryError). The CBOR
+scan (check_cbor): every failure it reports, well-formed inputs of each kind, and
+its argument errors. Each result is checked, so a path that silently stopped
+running would fail here.
 """
 
 from __future__ import annotations
@@ -186,6 +188,48 @@ def check_errors(native: ModuleType, jobs: list[Job]) -> None:
     print("errors: every error return taken")
 
 
+# One input per failure of check_cbor (tests/test_cbor_scan.py holds the Python scan to the same answers).
+CBOR_CASES: tuple[tuple[bytes, int, int, tuple[str, int] | None], ...] = (
+    (b"", 4, 1024, ("1 bytes declared but only 0 remain", 0)),
+    (b"\x1b\x00", 4, 1024, ("8 bytes declared but only 1 remain", 1)),
+    (b"\x1c", 4, 1024, ("reserved additional information 28", 0)),
+    (b"\x1f", 4, 1024, ("indefinite-length integer", 0)),
+    (b"\x5b" + b"\xff" * 8, 4, 1024, (f"{2**64 - 1} bytes declared but only 0 remain", 9)),
+    (b"\x5f", 4, 1024, ("indefinite-length item not terminated", 1)),
+    (b"\x5f\x60\xff", 4, 1024, ("indefinite-length string chunk of the wrong type", 1)),
+    (b"\x5f\x42\x00", 4, 1024, ("2 bytes declared but only 1 remain", 2)),
+    (b"\x5f\x41\x00\x40\xff", 4, 1024, None),
+    (b"\x9f\x00\xff", 4, 1024, None),
+    (b"\x81\x81\x00", 1, 1024, ("nesting deeper than 1", 1)),
+    (b"\xbb" + b"\xff" * 8, 4, 1024, (f"map of {2**64 - 1} entries exceeds the input", 0)),
+    (b"\xa1\x80\x00", 4, 1024, ("map key that is an array", 1)),
+    (b"\xbf\xa0\x00\xff", 4, 1024, ("map key that is an map", 1)),
+    (b"\xbf\x01\x02\xff", 4, 1024, None),
+    (b"\xc1\x00", 4, 1024, ("CBOR tag 1 is not allowed here", 0)),
+    (b"\xdf", 4, 1024, ("CBOR tag None is not allowed here", 0)),
+    (b"\x83\xf4\xf5\xf6", 4, 1024, None),
+    (b"\xf9\x00\x00", 4, 1024, ("floating-point value", 0)),
+    (b"\xff", 4, 1024, ("unexpected 'break'", 0)),
+    (b"\xf8\x20", 4, 1024, ("simple value 32 (only false, true and null are allowed)", 0)),
+    (b"\x00\x00", 4, 1024, ("1 trailing bytes", 1)),
+    (b"\x83\x00\x00\x00", 4, 3, ("more than 3 data items", 0)),
+    (b"\x9f\x00\x00\xff", 4, 2, ("more than 2 data items", 2)),
+    (b"\x81" * 30_000 + b"\x00", 4, 1024, ("nesting deeper than 4", 4)),
+)
+
+
+def check_cbor_scan(native: ModuleType) -> None:
+    scan = native.check_cbor
+    for data, max_depth, max_items, expected in CBOR_CASES:
+        assert scan(data, 0, max_depth, max_items) == expected, (data[:16], expected)
+    assert scan(b"\xd2\x80", 1, 4, 1024) is None
+    for arguments in ((b"\x00", -1, 4, 1024), (b"\x00", 2, 4, 1024), (b"\x00", 0, -1, 1024), (b"\x00", 0, 4, 0)):
+        expect(ValueError, scan, *arguments)
+    expect(TypeError, scan, "text", 0, 4, 1024)
+    expect(TypeError, scan, b"\x00", 0, 4)
+    print("cbor scan: every failure reported, every error return taken")
+
+
 def main() -> None:
     native = load(Path(sys.argv[1]))
     assert isinstance(native.NETTLE_VERSION, str) and native.MAX_WORKERS == 256
@@ -197,6 +241,7 @@ def main() -> None:
     check_workers(native, sample)
     check_concurrent_callers(native, sample)
     check_errors(native, sample)
+    check_cbor_scan(native)
     print("native driver: every path ran, every result as expected")
 
 

@@ -14,7 +14,9 @@ Oracles:
 3. the extension itself, called directly with the same jobs plus items of
    the wrong shape or type, returns one byte per job, 0 or 1, 0 for every
    malformed item, and never 1 where cryptography says False;
-4. no crash (run it under AddressSanitizer to see memory errors: fuzz/README.md).
+4. the extension's CBOR scan answers as nitro_attest._cbor's Python scan on the raw input (fuzz_parse
+   compares them on document-shaped inputs);
+5. no crash (run it under AddressSanitizer to see memory errors: fuzz/README.md).
 
 Needs the native backend; without it, running this prints why and exits 0.
 Run: ``python fuzz/fuzz_native.py [libFuzzer flags] [corpus dirs]`` or ``python fuzz/run.py native``.
@@ -34,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from nitro_attest import _backend as backend
+from nitro_attest import _cbor
 from nitro_attest._backend import P384_ORDER, P384Job, verify_p384_many
 from nitro_attest.testing import derive_key
 
@@ -181,6 +184,10 @@ def _raw_native(jobs: Sequence[P384Job], reader: ByteReader, workers: int, refer
 def test_one_input(data: bytes) -> None:
     if not native_available():
         raise RuntimeError(NATIVE_MISSING)
+    for max_depth, max_items in ((_cbor.MAX_PAYLOAD_DEPTH, _cbor.MAX_ITEMS), (2, 8)):
+        native = backend.NATIVE.check_cbor(data, 0, max_depth, max_items)  # type: ignore[union-attr]
+        python = _cbor.scan_python(data, 0, max_depth, max_items)
+        require(native == python, f"oracle 4: the C CBOR scan says {native}, the Python scan {python}")
     reader = ByteReader(data)
     workers = reader.integer(1, 4)
     jobs: list[P384Job] = []

@@ -38,7 +38,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-__all__ = ["BACKEND", "NATIVE_IMPORT_ERROR", "P384_ORDER", "P384Job", "available_backends", "verify_p384_many"]
+__all__ = [
+    "BACKEND",
+    "NATIVE",
+    "NATIVE_IMPORT_ERROR",
+    "P384_ORDER",
+    "P384Job",
+    "available_backends",
+    "verify_p384_many",
+]
 
 #: The order n of the P-384 group (SEC 2, section 2.5.1): r and s must lie in 1..n-1.
 P384_ORDER = int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973", 16)
@@ -87,17 +95,18 @@ def _load_native() -> tuple[ModuleType | None, str | None]:
     return native, None
 
 
-#: Why the native backend is not available (None when it is).
+#: The extension module (None when it is not available), and why it is not (None when it is).
+NATIVE: ModuleType | None
 NATIVE_IMPORT_ERROR: str | None
-_NATIVE, NATIVE_IMPORT_ERROR = _load_native()
+NATIVE, NATIVE_IMPORT_ERROR = _load_native()
 
 #: The backend :func:`verify_p384_many` uses by default: ``"nettle"`` or ``"cryptography"``.
-BACKEND: str = "nettle" if _NATIVE is not None else "cryptography"
+BACKEND: str = "nettle" if NATIVE is not None else "cryptography"
 
 
 def available_backends() -> tuple[str, ...]:
     """The backends this process can use: ``"cryptography"`` always, ``"nettle"`` when the extension is loaded."""
-    return ("nettle", "cryptography") if _NATIVE is not None else ("cryptography",)
+    return ("nettle", "cryptography") if NATIVE is not None else ("cryptography",)
 
 
 def _well_formed(job: P384Job) -> bool:
@@ -173,7 +182,7 @@ def verify_p384_many(jobs: Sequence[P384Job], *, workers: int | None = None, bac
     """
     chosen = BACKEND if backend is None else backend
     if chosen == "nettle":
-        if _NATIVE is None:
+        if NATIVE is None:
             raise ValueError(f"the nettle backend is not available: native extension {NATIVE_IMPORT_ERROR}")
     elif chosen != "cryptography":
         raise ValueError(f"unknown P-384 backend {chosen!r}: expected one of {('nettle', 'cryptography')}")
@@ -192,8 +201,8 @@ def verify_p384_many(jobs: Sequence[P384Job], *, workers: int | None = None, bac
         return verdicts
     selected = [jobs[index] for index in todo]
     if chosen == "nettle":
-        assert _NATIVE is not None
-        results = _many_native(_NATIVE, selected, workers)
+        assert NATIVE is not None
+        results = _many_native(NATIVE, selected, workers)
     else:
         results = _many_cryptography(selected, workers)
     for index, verdict in zip(todo, results, strict=True):

@@ -18,6 +18,13 @@
  * `jobs` that is not a sequence (TypeError) or an allocation failure
  * (MemoryError) raises.
  *
+ *     check_cbor(data, start, max_depth, max_items) -> (reason, position) | None
+ *
+ * The strict CBOR well-formedness scan of nitro_attest/_cbor.py (its rules,
+ * its order of checks, its messages, byte for byte): None when data[start:] is
+ * one well-formed item under the decoding profile, else why not and where.
+ * tests/test_cbor_scan.py holds the two to the same answers on every input.
+ *
  * Threads: everything is copied out of the Python objects into C memory first,
  * with the GIL held; then the GIL is released around the whole threaded part,
  * which touches no Python object. The calling thread works too, plus
@@ -31,6 +38,8 @@
 #include <Python.h>
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -276,11 +285,211 @@ static PyObject *verify_p384_many(PyObject *module, PyObject *args) {
     return result;
 }
 
+/* ---- the strict CBOR scan (nitro_attest/_cbor.py's _item, in C) ---------------------------- */
+
+#define CBOR_BREAK 0xff
+
+typedef struct {
+    const uint8_t *data;
+    size_t length;
+    long long left;        /* data items the scan may still visit */
+    long long max_items;
+    size_t max_depth;
+    char reason[128];
+    size_t position;
+} scan_t;
+
+typedef struct {
+    int major;
+    int info;
+    int indefinite;
+    unsigned long long argument;
+    size_t next;           /* the position after the head */
+} head_t;
+
+/* Records why and where the scan failed; always -1, so a caller can `return fail(...)`. */
+static int fail(scan_t *s, size_t position, const char *format, ...) {
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(s->reason, sizeof s->reason, format, arguments);
+    va_end(arguments);
+    s->position = position;
+    return -1;
+}
+
+static int spend(scan_t *s, long long items, size_t position) {
+    s->left -= items;
+    return s->left < 0 ? fail(s, position, "more than %lld data items", s->max_items) : 0;
+}
+
+static int read_head(scan_t *s, size_t pos, head_t *head) {
+    uint8_t initial;
+    if (pos >= s->length)
+        return fail(s, pos, "1 bytes declared but only 0 remain");
+    initial = s->data[pos];
+    head->major = initial >> 5;
+    head->info = initial & 0x1f;
+    head->indefinite = 0;
+    if (head->info < 24) {
+        head->argument = (unsigned long long)head->info;
+        head->next = pos + 1;
+        return 0;
+    }
+    if (head->info <= 27) {
+        size_t size = (size_t)1 << (head->info - 24);
+        if (size > s->length - pos - 1)
+            return fail(s, pos + 1, "%zu bytes declared but only %zu remain", size, s->length - pos - 1);
+        head->argument = 0;
+        for (size_t i = 0; i < size; i++)
+            head->argument = (head->argument << 8) | s->data[pos + 1 + i];
+        head->next = pos + 1 + size;
+        return 0;
+    }
+    if (head->info == 31) {
+        head->indefinite = 1;
+        head->argument = 0;
+        head->next = pos + 1;
+        return 0;
+    }
+    return fail(s, pos, "reserved additional information %d", head->info);
+}
+
+/* Arrays and maps as map keys: see _COLLIDING_KEY_TYPES in _cbor.py. */
+static int colliding_key(const scan_t *s, size_t pos) {
+    int major = s->data[pos] >> 5;
+    return major == 4 || major == 5;
+}
+
+static int fail_colliding_key(scan_t *s, size_t pos) {
+    return fail(s, pos, "map key that is an %s", s->data[pos] >> 5 == 4 ? "array" : "map");
+}
+
+/* One complete item at `pos`, everything nested included; its end in *end. 0, or -1 with the reason set. */
+static int scan_item(scan_t *s, size_t pos, size_t depth, size_t *end) {
+    head_t head, chunk;
+    size_t after, per_entry;
+    if (read_head(s, pos, &head) < 0)
+        return -1;
+    after = head.next;
+    if (head.major <= 1) {
+        if (head.indefinite)
+            return fail(s, pos, "indefinite-length integer");
+        *end = after;
+        return 0;
+    }
+    if (head.major <= 3) {
+        if (!head.indefinite) {
+            if (head.argument > s->length - after)
+                return fail(s, after, "%llu bytes declared but only %zu remain", head.argument, s->length - after);
+            *end = after + (size_t)head.argument;
+            return 0;
+        }
+        for (;;) { /* definite chunks of the same type, then a break */
+            if (after >= s->length)
+                return fail(s, after, "indefinite-length item not terminated");
+            if (s->data[after] == CBOR_BREAK) {
+                *end = after + 1;
+                return 0;
+            }
+            if (spend(s, 1, after) < 0 || read_head(s, after, &chunk) < 0)
+                return -1;
+            if (chunk.major != head.major || chunk.indefinite)
+                return fail(s, after, "indefinite-length string chunk of the wrong type");
+            if (chunk.argument > s->length - chunk.next)
+                return fail(s, chunk.next, "%llu bytes declared but only %zu remain", chunk.argument,
+                            s->length - chunk.next);
+            after = chunk.next + (size_t)chunk.argument;
+        }
+    }
+    if (head.major <= 5) {
+        if (depth >= s->max_depth)
+            return fail(s, pos, "nesting deeper than %zu", s->max_depth);
+        per_entry = head.major == 4 ? 1 : 2;
+        if (head.indefinite) {
+            for (;;) {
+                if (after >= s->length)
+                    return fail(s, after, "indefinite-length item not terminated");
+                if (s->data[after] == CBOR_BREAK) {
+                    *end = after + 1;
+                    return 0;
+                }
+                if (spend(s, (long long)per_entry, after) < 0)
+                    return -1;
+                if (head.major == 5 && colliding_key(s, after))
+                    return fail_colliding_key(s, after);
+                for (size_t k = 0; k < per_entry; k++)
+                    if (scan_item(s, after, depth + 1, &after) < 0)
+                        return -1;
+            }
+        }
+        /* Every item takes at least one byte (as in _cbor.py; this form cannot overflow). */
+        if (head.argument > (s->length - after) / per_entry)
+            return fail(s, pos, "%s of %llu entries exceeds the input", head.major == 4 ? "array" : "map",
+                        head.argument);
+        if (spend(s, (long long)(head.argument * per_entry), pos) < 0)
+            return -1;
+        for (size_t index = 0; index < head.argument * per_entry; index++) {
+            if (head.major == 5 && !(index & 1) && after < s->length && colliding_key(s, after))
+                return fail_colliding_key(s, after);
+            if (scan_item(s, after, depth + 1, &after) < 0)
+                return -1;
+        }
+        *end = after;
+        return 0;
+    }
+    if (head.major == 6) {
+        if (head.indefinite)
+            return fail(s, pos, "CBOR tag None is not allowed here"); /* Python's text for no argument */
+        return fail(s, pos, "CBOR tag %llu is not allowed here", head.argument);
+    }
+    if (head.info == 20 || head.info == 21 || head.info == 22) { /* false, true, null */
+        *end = after;
+        return 0;
+    }
+    if (head.info >= 25 && head.info <= 27)
+        return fail(s, pos, "floating-point value");
+    if (head.indefinite)
+        return fail(s, pos, "unexpected 'break'");
+    return fail(s, pos, "simple value %llu (only false, true and null are allowed)", head.argument);
+}
+
+static PyObject *check_cbor(PyObject *module, PyObject *args) {
+    const char *data;
+    Py_ssize_t length, start, max_depth, max_items;
+    scan_t s;
+    size_t end = 0;
+    int failed;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "y#nnn:check_cbor", &data, &length, &start, &max_depth, &max_items))
+        return NULL;
+    if (start < 0 || start > length || max_depth < 0 || max_items < 1) {
+        PyErr_SetString(PyExc_ValueError, "check_cbor: start, max_depth or max_items out of range");
+        return NULL;
+    }
+    s.data = (const uint8_t *)data;
+    s.length = (size_t)length;
+    s.left = s.max_items = max_items;
+    s.max_depth = (size_t)max_depth;
+    s.reason[0] = '\0';
+    s.position = 0;
+    failed = spend(&s, 1, (size_t)start) < 0 || scan_item(&s, (size_t)start, 0, &end) < 0;
+    if (!failed && end != s.length)
+        failed = fail(&s, end, "%zu trailing bytes", s.length - end) < 0;
+    if (!failed)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(sn)", s.reason, (Py_ssize_t)s.position);
+}
+
 static PyMethodDef methods[] = {
     {"verify_p384_many", verify_p384_many, METH_VARARGS,
      "verify_p384_many(jobs, workers, /) -> bytes\n--\n\n"
      "One byte per (public_key, message, signature) job: 1 when the ECDSA P-384/SHA-384\n"
      "signature is valid, else 0. Runs on `workers` threads with the GIL released."},
+    {"check_cbor", check_cbor, METH_VARARGS,
+     "check_cbor(data, start, max_depth, max_items, /) -> (reason, position) | None\n--\n\n"
+     "nitro_attest._cbor's strict well-formedness scan of data[start:], in C: None when it is one\n"
+     "well-formed item under the decoding profile, else why not and at which byte."},
     {NULL, NULL, 0, NULL},
 };
 

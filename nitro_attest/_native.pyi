@@ -13,3 +13,9 @@ def verify_p384_many(jobs: Sequence[tuple[bytes, bytes, bytes]], workers: int, /
     ``public_key`` is the 97-byte uncompressed SEC1 point, ``signature`` ``r || s`` (96 bytes); runs on
     ``workers`` threads with the GIL released.
     """
+
+def check_cbor(data: bytes, start: int, max_depth: int, max_items: int, /) -> tuple[str, int] | None:
+    """nitro_attest._cbor's strict CBOR well-formedness scan of ``data[start:]``, in C.
+
+    None when it is one well-formed item under the decoding profile, else the reason and the byte offset.
+    """

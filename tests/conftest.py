@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from nitro_attest import _backend as backend
+from nitro_attest import _cbor
 from nitro_attest.testing import TestPKI
 
 SHARED_ENV = "NITRO_ATTEST_SHARED"
@@ -107,6 +108,19 @@ def signature_backend(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     if name not in backend.available_backends():
         pytest.skip(f"the {name} backend is not available in this build")
     monkeypatch.setattr(backend, "BACKEND", name)
+    return name
+
+
+@pytest.fixture(params=["native", "python"])
+def cbor_scan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each CBOR well-formedness scan in turn, as the one parse() runs (skips the C one when not built)."""
+    name: str = request.param
+    if name == "native":
+        if backend.NATIVE is None:
+            pytest.skip(f"the C scan is not available: native extension {backend.NATIVE_IMPORT_ERROR}")
+        monkeypatch.setattr(_cbor, "scan", backend.NATIVE.check_cbor)
+    else:
+        monkeypatch.setattr(_cbor, "scan", _cbor.scan_python)
     return name
 
 

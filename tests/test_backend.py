@@ -299,7 +299,7 @@ def test_bad_arguments(job: P384Job) -> None:
 
 
 def test_nettle_unavailable_is_an_error(job: P384Job, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backend, "_NATIVE", None)
+    monkeypatch.setattr(backend, "NATIVE", None)
     with pytest.raises(ValueError, match="not available"):
         verify_p384_many([job], backend="nettle")
     assert verify_p384_many([job], backend="cryptography") == [True]
@@ -336,8 +336,8 @@ def test_backend_honours_no_native_environment() -> None:
 def native() -> ModuleType:
     if "nettle" not in backend.available_backends():
         pytest.skip(NATIVE_MISSING)
-    assert backend._NATIVE is not None
-    return backend._NATIVE
+    assert backend.NATIVE is not None
+    return backend.NATIVE
 
 
 def test_native_answers_zero_for_malformed_jobs(native: ModuleType, job: P384Job) -> None:

@@ -51,6 +51,9 @@ from nitro_attest.cli import EXIT_REJECTED, EXIT_USAGE, main
 from nitro_attest.cli._common import MAX_INPUT_SIZE
 from nitro_attest.testing import DEFAULT_PCRS, LongChain, Raw, TestPKI, long_chain, padded_to
 
+# Every rule here holds for both CBOR scans, the C one and the Python reference.
+pytestmark = pytest.mark.usefixtures("cbor_scan")
+
 FAMILY: Mapping[str, type[NitroAttestError]] = {
     **dict.fromkeys(("size", "cbor", "cose", "schema"), MalformedDocument),
     "signature": SignatureInvalid,

@@ -35,6 +35,9 @@ from nitro_attest import (
 )
 from nitro_attest.testing import DEFAULT_PCRS, OMIT, Raw, TestPKI, derive_key, encode_map
 
+# Every rule here holds for both CBOR scans, the C one and the Python reference.
+pytestmark = pytest.mark.usefixtures("cbor_scan")
+
 FAMILY: Mapping[str, type[NitroAttestError]] = {
     **dict.fromkeys(("size", "cbor", "cose", "schema"), MalformedDocument),
     "signature": SignatureInvalid,
