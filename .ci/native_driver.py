@@ -15,8 +15,9 @@ pthreads, clamping); concurrent callers from Python threads (GIL released);
 every error return (argument parsing, not a sequence, a sequence whose length or
 items raise part-way, an allocation too large to make: MemoryError). The CBOR
 scan (check_cbor): every failure it reports, well-formed inputs of each kind, and
-its argument errors. Each result is checked, so a path that silently stopped
-running would fail here.
+its argument errors. The pending calls (start_p384_many/finish_p384_many):
+finished, finished twice, dropped unfinished, and their errors. Each result
+is checked, so a path that silently stopped running would fail here.
 """
 
 from __future__ import annotations
@@ -218,6 +219,27 @@ CBOR_CASES: tuple[tuple[bytes, int, int, tuple[str, int] | None], ...] = (
 )
 
 
+def check_pending(native: ModuleType, jobs: list[Job]) -> None:
+    expected = native.verify_p384_many(jobs, 1)
+    for workers in (-1, 1, 3, native.MAX_WORKERS + 5):
+        assert native.finish_p384_many(native.start_p384_many(jobs, workers)) == expected, workers
+    pending = native.start_p384_many(jobs, 2)
+    assert native.finish_p384_many(pending) == expected
+    expect(ValueError, native.finish_p384_many, pending)  # only once
+    expect(ValueError, native.finish_p384_many, b"not a pending call")
+    expect(TypeError, native.finish_p384_many)
+    expect(TypeError, native.start_p384_many, jobs)
+    expect(TypeError, native.start_p384_many, 42, 1)
+    expect(LookupError, native.start_p384_many, Raises(jobs, len(jobs), fail_at=3), 2)
+    expect(MemoryError, native.start_p384_many, Raises(jobs, 2**60), 1)
+    assert native.finish_p384_many(native.start_p384_many([], 4)) == b""
+    for _ in range(3):  # dropped unfinished: the destructor stops and joins the threads, and frees the jobs
+        native.start_p384_many(jobs * 20, 4)
+    held = [native.start_p384_many(jobs, 2) for _ in range(4)]
+    assert [native.finish_p384_many(one) for one in reversed(held)] == [expected] * 4
+    print("pending calls: started, finished, dropped, every error return taken")
+
+
 def check_cbor_scan(native: ModuleType) -> None:
     scan = native.check_cbor
     for data, max_depth, max_items, expected in CBOR_CASES:
@@ -241,6 +263,7 @@ def main() -> None:
     check_workers(native, sample)
     check_concurrent_callers(native, sample)
     check_errors(native, sample)
+    check_pending(native, sample)
     check_cbor_scan(native)
     print("native driver: every path ran, every result as expected")
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 import importlib
 import itertools
 import os
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
@@ -44,7 +45,9 @@ __all__ = [
     "NATIVE_IMPORT_ERROR",
     "P384_ORDER",
     "P384Job",
+    "PendingVerdicts",
     "available_backends",
+    "start_p384_many",
     "verify_p384_many",
 ]
 
@@ -154,9 +157,7 @@ def _many_cryptography(jobs: list[P384Job], workers: int) -> list[bool]:
         return [verdict for chunk in pool.map(_verify_chunk, chunks) for verdict in chunk]
 
 
-def _many_native(native: ModuleType, jobs: list[P384Job], workers: int) -> list[bool]:
-    workers = min(workers, len(jobs), _MAX_WORKERS)
-    verdicts = native.verify_p384_many([(job.public_key, job.message, job.signature) for job in jobs], workers)
+def _native_verdicts(verdicts: object, jobs: list[P384Job]) -> list[bool]:
     # The C code returns one byte per job: 1 valid, 0 not (anything else would be a defect: not valid).
     if not isinstance(verdicts, bytes) or len(verdicts) != len(jobs):
         raise RuntimeError("nitro_attest._native returned a malformed result")
@@ -167,19 +168,23 @@ def _many_native(native: ModuleType, jobs: list[P384Job], workers: int) -> list[
     return [verdict == 1 or _verify_cryptography(job) for verdict, job in zip(verdicts, jobs, strict=True)]
 
 
+def _native_jobs(jobs: list[P384Job]) -> list[tuple[bytes, bytes, bytes]]:
+    return [(job.public_key, job.message, job.signature) for job in jobs]
+
+
+def _many_native(native: ModuleType, jobs: list[P384Job], workers: int) -> list[bool]:
+    verdicts = native.verify_p384_many(_native_jobs(jobs), min(workers, len(jobs), _MAX_WORKERS))
+    return _native_verdicts(verdicts, jobs)
+
+
 # os.cpu_count() costs ~7 us, a tenth of a warm verify()'s Python work; it does not change.
 _CPUS = os.cpu_count() or 1
 
 
-def verify_p384_many(jobs: Sequence[P384Job], *, workers: int | None = None, backend: str | None = None) -> list[bool]:
-    """One verdict per job, in order: True exactly when the job's signature is valid.
-
-    Never raises for a job's contents: a malformed or off-curve point, a field of
-    the wrong type or length, r or s outside 1..n-1 all give False.
-    ``workers``: threads to use (default ``os.cpu_count()``). ``backend``:
-    ``"nettle"`` or ``"cryptography"`` (default :data:`BACKEND`); ValueError
-    for an unknown name or for ``"nettle"`` when it is not available.
-    """
+def _checked(
+    jobs: Sequence[P384Job], workers: int | None, backend: str | None
+) -> tuple[str, int, list[P384Job], list[int]]:
+    """The backend's name, the worker count, the jobs as a list, and the indices of the well-formed ones."""
     chosen = BACKEND if backend is None else backend
     if chosen == "nettle":
         if NATIVE is None:
@@ -194,17 +199,86 @@ def verify_p384_many(jobs: Sequence[P384Job], *, workers: int | None = None, bac
     for job in jobs:
         if not isinstance(job, P384Job):
             raise TypeError(f"expected P384Job items, not {type(job).__name__}")
+    return chosen, workers, jobs, [index for index, job in enumerate(jobs) if _well_formed(job)]
 
-    verdicts = [False] * len(jobs)
-    todo = [index for index, job in enumerate(jobs) if _well_formed(job)]
-    if not todo:
-        return verdicts
-    selected = [jobs[index] for index in todo]
-    if chosen == "nettle":
-        assert NATIVE is not None
-        results = _many_native(NATIVE, selected, workers)
-    else:
-        results = _many_cryptography(selected, workers)
+
+def _spread(count: int, todo: list[int], results: list[bool]) -> list[bool]:
+    verdicts = [False] * count
     for index, verdict in zip(todo, results, strict=True):
         verdicts[index] = verdict
     return verdicts
+
+
+def verify_p384_many(jobs: Sequence[P384Job], *, workers: int | None = None, backend: str | None = None) -> list[bool]:
+    """One verdict per job, in order: True exactly when the job's signature is valid.
+
+    Never raises for a job's contents: a malformed or off-curve point, a field of
+    the wrong type or length, r or s outside 1..n-1 all give False.
+    ``workers``: threads to use (default ``os.cpu_count()``). ``backend``:
+    ``"nettle"`` or ``"cryptography"`` (default :data:`BACKEND`); ValueError
+    for an unknown name or for ``"nettle"`` when it is not available.
+    """
+    chosen, workers, jobs, todo = _checked(jobs, workers, backend)
+    if not todo:
+        return [False] * len(jobs)
+    selected = [jobs[index] for index in todo]
+    if chosen == "nettle":
+        assert NATIVE is not None
+        return _spread(len(jobs), todo, _many_native(NATIVE, selected, workers))
+    return _spread(len(jobs), todo, _many_cryptography(selected, workers))
+
+
+class PendingVerdicts:
+    """The verdicts of :func:`start_p384_many`'s jobs, being made on other threads.
+
+    :meth:`result` waits for them (once). Dropped unfinished, the native
+    backend's threads stop and free what they hold; the cryptography backend's
+    thread finishes its jobs and exits.
+    """
+
+    __slots__ = ("_count", "_finish", "_todo")
+
+    def __init__(self, count: int, todo: list[int], finish: Callable[[], list[bool]]) -> None:
+        self._count, self._todo, self._finish = count, todo, finish
+
+    def result(self) -> list[bool]:
+        """What :func:`verify_p384_many` would have returned for the same jobs."""
+        return _spread(self._count, self._todo, self._finish())
+
+
+def _started_cryptography(jobs: list[P384Job], workers: int) -> Callable[[], list[bool]]:
+    # pyca/cryptography releases the GIL while it verifies: a thread of its own overlaps the caller's Python.
+    done: list[list[bool]] = []
+    thread = threading.Thread(target=lambda: done.append(_many_cryptography(jobs, workers)), name="nitro-attest-p384")
+    thread.start()
+
+    def finish() -> list[bool]:
+        thread.join()
+        if not done:
+            raise RuntimeError("the cryptography verification thread ended without verdicts")
+        return done[0]
+
+    return finish
+
+
+def _started_native(native: ModuleType, jobs: list[P384Job], workers: int) -> Callable[[], list[bool]]:
+    pending = native.start_p384_many(_native_jobs(jobs), min(workers, len(jobs), _MAX_WORKERS))
+    return lambda: _native_verdicts(native.finish_p384_many(pending), jobs)
+
+
+def start_p384_many(
+    jobs: Sequence[P384Job], *, workers: int | None = None, backend: str | None = None
+) -> PendingVerdicts:
+    """:func:`verify_p384_many`, started: returns at once, while ``workers`` threads make the verdicts.
+
+    For :func:`nitro_attest.verify_batch`, which decodes the next documents
+    meanwhile. The same arguments, errors and verdicts as :func:`verify_p384_many`.
+    """
+    chosen, workers, jobs, todo = _checked(jobs, workers, backend)
+    selected = [jobs[index] for index in todo]
+    if not selected:
+        return PendingVerdicts(len(jobs), todo, list)
+    if chosen == "nettle":
+        assert NATIVE is not None
+        return PendingVerdicts(len(jobs), todo, _started_native(NATIVE, selected, workers))
+    return PendingVerdicts(len(jobs), todo, _started_cryptography(selected, workers))

@@ -1,25 +1,26 @@
 """verify_batch(): many documents at once, with exactly verify()'s verdicts.
 
 Decoding and every decision stay the Python code verify() runs; only the
-P-384 arithmetic moves. The batch first decodes every document, collects the
-signature checks they will need (each certificate link once, however many
-documents share it, and none the link cache already holds), runs them all on
-the fast backend across ``workers`` threads, and then makes each document's
-decisions in verify()'s order with those verdicts at hand.
+P-384 arithmetic moves. The batch goes in steps of documents: it decodes a
+step, collects the signature checks the step needs (each certificate link
+once, however many documents share it, and none the link cache already
+holds), and starts them on the fast backend's ``workers`` threads, which never
+take the GIL; while they run, this thread decodes the next step, then makes
+the previous step's decisions in verify()'s order with its verdicts at hand.
+A path that passed once in the batch is not checked again (the verdict is a
+function of its bytes, ``at`` and ``roots``, fixed for the batch).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from collections import deque
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TypeAlias
 
 from cryptography import x509
 
-from ._backend import P384Job, verify_p384_many
+from ._backend import P384Job, PendingVerdicts, start_p384_many, verify_p384_many
 from ._chain import LinkKey, PathKey, is_trusted_anchor, link_job, pending_links
 from ._cose import document_job
 from ._verify import check_arguments, check_verified_document
@@ -34,6 +35,8 @@ __all__ = ["verify_batch"]
 # signature work amortizes one hand-over to the verifying thread, small
 # enough that decoding the next step overlaps it from the start.
 _CHUNK = 128
+# Steps whose signature checks may run at once, besides the one being judged.
+_IN_FLIGHT = 1
 
 
 def _signature_jobs(
@@ -46,13 +49,14 @@ def _signature_jobs(
     """The signature checks verify() would make for these documents that no earlier step submitted."""
     jobs: dict[LinkKey | bytes, P384Job] = {}
     for document in documents:
-        # A document that failed to decode, or that no trusted root anchors,
-        # is rejected before any signature matters: spend nothing on it.
-        if isinstance(document, NitroAttestError) or not is_trusted_anchor(document, roots):
+        # A document that failed to decode is rejected before any signature matters: spend nothing on it.
+        if isinstance(document, NitroAttestError):
             continue
         # Documents of one enclave share their path: examine each path once per batch.
         path_can_pass = examined.get(document.chain_der)
-        if path_can_pass is None:
+        if path_can_pass is None and not is_trusted_anchor(document, roots):
+            examined[document.chain_der] = path_can_pass = False  # no trusted root: nothing to verify
+        elif path_can_pass is None:
             links, path_can_pass = pending_links(document, at)
             examined[document.chain_der] = path_can_pass
             for key, issuer, subject in links:
@@ -79,26 +83,29 @@ def _parse_all(chunk: Sequence[bytes]) -> list[AttestationDocument | NitroAttest
     return parsed
 
 
-_Verdicts: TypeAlias = "dict[LinkKey | bytes, bool]"
+class _Step:
+    """One chunk of documents, decoded, and the signature checks it added to the batch, under way."""
 
+    __slots__ = ("documents", "keys", "verdicts")
 
-def _verify_jobs(jobs: dict[LinkKey | bytes, P384Job], *, workers: int | None) -> _Verdicts:
-    return dict(zip(jobs, verify_p384_many(list(jobs.values()), workers=workers), strict=True))
+    def __init__(
+        self,
+        documents: list[AttestationDocument | NitroAttestError],
+        jobs: dict[LinkKey | bytes, P384Job],
+        workers: int,
+        pipelined: bool,
+    ) -> None:
+        self.documents = documents
+        self.keys = list(jobs)
+        job_list = list(jobs.values())
+        if pipelined:
+            self.verdicts: PendingVerdicts | list[bool] = start_p384_many(job_list, workers=workers)
+        else:  # one core: everything on the calling thread, in order
+            self.verdicts = verify_p384_many(job_list, workers=workers)
 
-
-def _step_runner(
-    pool: ThreadPoolExecutor | None, workers: int | None
-) -> Callable[[dict[LinkKey | bytes, P384Job]], Future[_Verdicts]]:
-    """Runs a step's jobs on ``pool``'s thread, or at once on the calling thread when there is no pool."""
-
-    def run(jobs: dict[LinkKey | bytes, P384Job]) -> Future[_Verdicts]:
-        if pool is not None:
-            return pool.submit(_verify_jobs, jobs, workers=workers)
-        future: Future[_Verdicts] = Future()
-        future.set_result(_verify_jobs(jobs, workers=workers))
-        return future
-
-    return run
+    def results(self) -> dict[LinkKey | bytes, bool]:
+        verdicts = self.verdicts if isinstance(self.verdicts, list) else self.verdicts.result()
+        return dict(zip(self.keys, verdicts, strict=True))
 
 
 def verify_batch(
@@ -124,48 +131,52 @@ def verify_batch(
     if workers is not None and (type(workers) is not int or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
     data = list(documents)
-    chunks = [data[start : start + _CHUNK] for start in range(0, len(data), _CHUNK)]
+    threads = workers if workers is not None else (os.cpu_count() or 1)
+    # With more than one core, each step's signature checks run on ``threads``
+    # native threads (never needing the GIL) while this thread decodes the next
+    # step and judges the previous one. With one, everything stays on the
+    # calling thread: "workers" is how many cores the batch may use.
+    pipelined = threads > 1 and len(data) > _CHUNK
     submitted: set[LinkKey | bytes] = set()
     examined: dict[PathKey, bool] = {}
-    steps: list[tuple[list[AttestationDocument | NitroAttestError], Future[_Verdicts]]] = []
-    threads = workers if workers is not None else (os.cpu_count() or 1)
-    with ExitStack() as stack:
-        # With more than one core, one thread hands each step's jobs to the
-        # backend, whose own threads do the arithmetic without the GIL, while
-        # this thread decodes the next step. With one, everything stays on the
-        # calling thread: "workers" is how many cores the batch may use.
-        pipelined = threads > 1 and len(chunks) > 1
-        pool = stack.enter_context(ThreadPoolExecutor(1, "nitro-attest-batch")) if pipelined else None
-        run_step = _step_runner(pool, workers)
-        for chunk in chunks:
-            parsed = _parse_all(chunk)
-            steps.append((parsed, run_step(_signature_jobs(parsed, at, roots, submitted, examined))))
+    link_verdicts: dict[LinkKey, bool] = {}
+    signature_verdicts: dict[bytes, bool] = {}
+    passed_paths: set[PathKey] = set()
+    results: list[VerifiedDocument | NitroAttestError] = []
 
-        link_verdicts: dict[LinkKey, bool] = {}
-        signature_verdicts: dict[bytes, bool] = {}
-        results: list[VerifiedDocument | NitroAttestError] = []
-        for parsed, step in steps:
-            # Steps finish in order, so every link a document needs is known by its own step's end.
-            for key, verdict in step.result().items():
-                if isinstance(key, tuple):
-                    link_verdicts[key] = verdict
-                else:
-                    signature_verdicts[key] = verdict
-            for document in parsed:
-                if isinstance(document, NitroAttestError):
-                    results.append(document)
-                    continue
-                try:
-                    verified = check_verified_document(
-                        document,
-                        policy,
-                        at,
-                        roots,
-                        link_verdicts=link_verdicts,
-                        signature_verdict=signature_verdicts.get(document.raw),
-                    )
-                except NitroAttestError as error:
-                    results.append(error)
-                else:
-                    results.append(verified)
+    def judge(step: _Step) -> None:
+        # Steps are judged in order, so every link a document needs is known by its own step's end.
+        for key, verdict in step.results().items():
+            if isinstance(key, tuple):
+                link_verdicts[key] = verdict
+            else:
+                signature_verdicts[key] = verdict
+        for document in step.documents:
+            if isinstance(document, NitroAttestError):
+                results.append(document)
+                continue
+            try:
+                verified = check_verified_document(
+                    document,
+                    policy,
+                    at,
+                    roots,
+                    link_verdicts=link_verdicts,
+                    signature_verdict=signature_verdicts.get(document.raw),
+                    passed_paths=passed_paths,
+                )
+            except NitroAttestError as error:
+                results.append(error)
+            else:
+                results.append(verified)
+
+    in_flight: deque[_Step] = deque()
+    for start in range(0, len(data), _CHUNK):
+        parsed = _parse_all(data[start : start + _CHUNK])
+        in_flight.append(_Step(parsed, _signature_jobs(parsed, at, roots, submitted, examined), threads, pipelined))
+        # Two steps under way: the older one's verdicts are (nearly) made by the time it is judged.
+        if len(in_flight) > _IN_FLIGHT:
+            judge(in_flight.popleft())
+    while in_flight:
+        judge(in_flight.popleft())
     return results

@@ -384,6 +384,7 @@ def validate_chain(
     roots: Sequence[x509.Certificate],
     *,
     verdicts: Mapping[LinkKey, bool] | None = None,
+    passed: set[PathKey] | None = None,
 ) -> ec.EllipticCurvePublicKey:
     """Validates ``cabundle[0] -> ... -> cabundle[-1] -> certificate`` at ``at``.
 
@@ -391,9 +392,13 @@ def validate_chain(
     is then the exact bytes of its certificates, which the caches key on).
     Returns the leaf's P-384 public key. Raises :class:`CertificateInvalid`.
     ``verdicts`` are link signatures :func:`nitro_attest.verify_batch` has
-    already checked (see :func:`link_job`); the decisions are the same with
-    or without them.
+    already checked (see :func:`link_job`); ``passed``, the paths that have
+    passed this function at this same ``at`` and ``roots`` (it adds to them):
+    the verdict is a function of those three, and the documents of one
+    enclave share their path. The decisions are the same with or without either.
     """
+    if passed is not None and document.chain_der in passed:
+        return cast(ec.EllipticCurvePublicKey, document.certificate.public_key())
     path = (*document.cabundle, document.certificate)
     if not is_trusted_anchor(document, roots):
         raise _untrusted_root(path)
@@ -407,6 +412,8 @@ def validate_chain(
             _check_link(path[position - 1], subject, (whole[position - 1], whole[position]), verdicts, describe)
         LINK_CACHE.add_path(whole)
     _check_validity(path, at)
+    if passed is not None:
+        passed.add(whole)
     # The path passed _check_certificate (now, or before for these exact bytes): a P-384 key.
     return cast(ec.EllipticCurvePublicKey, document.certificate.public_key())
 

@@ -18,6 +18,15 @@
  * `jobs` that is not a sequence (TypeError) or an allocation failure
  * (MemoryError) raises.
  *
+ *     start_p384_many(jobs, workers) -> pending
+ *     finish_p384_many(pending) -> bytes
+ *
+ * The same work in two halves, for verify_batch's pipeline: start copies the
+ * jobs and starts `workers` threads, then returns while they run (they never
+ * take the GIL, so Python keeps decoding); finish waits with the GIL released,
+ * the calling thread taking jobs too, and returns what verify_p384_many would
+ * have. A pending call dropped unfinished stops its threads and frees its memory.
+ *
  *     check_cbor(data, start, max_depth, max_items) -> (reason, position) | None
  *
  * The strict CBOR well-formedness scan of nitro_attest/_cbor.py (its rules,
@@ -26,10 +35,11 @@
  * tests/test_cbor_scan.py holds the two to the same answers on every input.
  *
  * Threads: everything is copied out of the Python objects into C memory first,
- * with the GIL held; then the GIL is released around the whole threaded part,
- * which touches no Python object. The calling thread works too, plus
- * workers - 1 pthreads; each takes the next job index from an atomic counter
- * until none is left, and writes only that job's verdict. If a thread cannot
+ * with the GIL held; the threaded part touches no Python object, so the GIL is
+ * released around it (or, after start_p384_many, never needed). The calling
+ * thread works too (plus workers - 1 pthreads in verify_p384_many); each
+ * takes the next job index from an atomic counter until none is left, and
+ * writes only that job's verdict. If a thread cannot
  * be started, the threads that did start (at least the caller) do all jobs.
  */
 
@@ -162,18 +172,29 @@ static void *work(void *argument) {
     }
 }
 
-/* Runs every job on `workers` threads (the caller being one). Touches no Python object. */
-static void run(work_t *w, int workers) {
+/* One call's jobs, copied out of Python, and the threads working on them. */
+typedef struct {
+    work_t w;
     pthread_t threads[MAX_WORKERS];
-    int started = 0;
-    for (int t = 1; t < workers; t++) {
-        if (pthread_create(&threads[started], NULL, work, w) != 0)
-            break; /* fewer threads; the ones running still take every job */
-        started++;
+    int started;                      /* threads running (joined by complete) */
+    int claimed;                      /* finish_p384_many was called: set with the GIL held */
+} pending_t;
+
+/* Starts up to `threads` pthreads on the jobs; fewer if some cannot be started (complete does the rest). */
+static void start_threads(pending_t *p, int threads) {
+    for (int t = 0; t < threads; t++) {
+        if (pthread_create(&p->threads[p->started], NULL, work, &p->w) != 0)
+            break;
+        p->started++;
     }
-    work(w);
-    for (int t = 0; t < started; t++)
-        pthread_join(threads[t], NULL);
+}
+
+/* The calling thread takes jobs too until none is left, then joins the threads. Touches no Python object. */
+static void complete(pending_t *p) {
+    work(&p->w);
+    for (int t = 0; t < p->started; t++)
+        pthread_join(p->threads[t], NULL);
+    p->started = 0;
 }
 
 /* Copies a bytes object's contents; 0 when `object` is not bytes of exactly `size` bytes. */
@@ -227,62 +248,148 @@ static void free_jobs(job_t *jobs, Py_ssize_t count) {
     free(jobs);
 }
 
-static PyObject *verify_p384_many(PyObject *module, PyObject *args) {
-    PyObject *sequence, *item, *result;
-    int workers;
-    Py_ssize_t count, i;
-    job_t *jobs;
-    char *verdicts;
-    work_t w;
-    (void)module;
+static void free_pending(pending_t *p) {
+    free_jobs(p->w.jobs, (Py_ssize_t)p->w.count);
+    free(p);
+}
 
-    if (!PyArg_ParseTuple(args, "Oi:verify_p384_many", &sequence, &workers))
-        return NULL;
+/* Copies every job of `sequence` (with the GIL held); NULL with an exception set on failure. */
+static pending_t *new_pending(PyObject *sequence) {
+    PyObject *item;
+    Py_ssize_t count, i;
+    pending_t *p;
+
     count = PySequence_Size(sequence);
     if (count < 0)
         return NULL;
-    jobs = calloc(count > 0 ? (size_t)count : 1, sizeof(job_t));
-    if (jobs == NULL)
-        return PyErr_NoMemory();
+    p = calloc(1, sizeof(pending_t));
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    p->w.jobs = calloc(count > 0 ? (size_t)count : 1, sizeof(job_t));
+    if (p->w.jobs == NULL) {
+        free(p);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    p->w.count = (size_t)count;
+    atomic_init(&p->w.next, 0);
     for (i = 0; i < count; i++) {
         item = PySequence_GetItem(sequence, i); /* new reference */
-        if (item == NULL) {
-            free_jobs(jobs, count);
-            return NULL;
-        }
-        if (copy_job(item, &jobs[i]) < 0) {
-            Py_DECREF(item);
-            free_jobs(jobs, count);
+        if (item == NULL || copy_job(item, &p->w.jobs[i]) < 0) {
+            Py_XDECREF(item);
+            free_pending(p);
             return NULL;
         }
         Py_DECREF(item);
     }
+    return p;
+}
 
+static int clamp_workers(int workers, size_t count) {
     if (workers < 1)
         workers = 1;
     if (workers > MAX_WORKERS)
         workers = MAX_WORKERS;
-    if ((Py_ssize_t)workers > count)
+    if ((size_t)workers > count)
         workers = count > 0 ? (int)count : 1;
-    w.jobs = jobs;
-    w.count = (size_t)count;
-    atomic_init(&w.next, 0);
+    return workers;
+}
 
-    Py_BEGIN_ALLOW_THREADS
-    run(&w, workers);
-    Py_END_ALLOW_THREADS
-
-    verdicts = malloc(count > 0 ? (size_t)count : 1);
-    if (verdicts == NULL) {
-        free_jobs(jobs, count);
-        return PyErr_NoMemory();
+static PyObject *verdict_bytes(const pending_t *p) {
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)p->w.count);
+    char *out;
+    if (result == NULL)
+        return NULL;
+    out = PyBytes_AsString(result);
+    if (out == NULL) {
+        Py_DECREF(result);
+        return NULL;
     }
-    for (i = 0; i < count; i++)
-        verdicts[i] = jobs[i].verdict == 1 ? 1 : 0;
-    free_jobs(jobs, count);
-    result = PyBytes_FromStringAndSize(verdicts, count);
-    free(verdicts);
+    for (size_t i = 0; i < p->w.count; i++)
+        out[i] = p->w.jobs[i].verdict == 1 ? 1 : 0;
     return result;
+}
+
+static PyObject *verify_p384_many(PyObject *module, PyObject *args) {
+    PyObject *sequence, *result;
+    int workers;
+    pending_t *p;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "Oi:verify_p384_many", &sequence, &workers))
+        return NULL;
+    p = new_pending(sequence);
+    if (p == NULL)
+        return NULL;
+    workers = clamp_workers(workers, p->w.count);
+    Py_BEGIN_ALLOW_THREADS
+    start_threads(p, workers - 1); /* the calling thread is the last worker */
+    complete(p);
+    Py_END_ALLOW_THREADS
+    result = verdict_bytes(p);
+    free_pending(p);
+    return result;
+}
+
+#define PENDING_NAME "nitro_attest._native.pending"
+
+/* A pending call dropped unfinished (its caller raised): its threads stop taking jobs, and are joined. */
+static void destroy_pending(PyObject *capsule) {
+    pending_t *p = PyCapsule_GetPointer(capsule, PENDING_NAME);
+    if (p == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (!p->claimed) {
+        /* No job is started after this; the ones running end within a verification. The GIL stays held:
+         * the threads never take it, and a destructor is no place to let other Python code run. */
+        atomic_store(&p->w.next, p->w.count);
+        complete(p);
+    }
+    free_pending(p);
+}
+
+static PyObject *start_p384_many(PyObject *module, PyObject *args) {
+    PyObject *sequence, *capsule;
+    int workers;
+    pending_t *p;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "Oi:start_p384_many", &sequence, &workers))
+        return NULL;
+    p = new_pending(sequence);
+    if (p == NULL)
+        return NULL;
+    capsule = PyCapsule_New(p, PENDING_NAME, destroy_pending);
+    if (capsule == NULL) {
+        free_pending(p);
+        return NULL;
+    }
+    start_threads(p, clamp_workers(workers, p->w.count)); /* all of them: the caller goes back to Python */
+    return capsule;
+}
+
+static PyObject *finish_p384_many(PyObject *module, PyObject *args) {
+    PyObject *capsule;
+    pending_t *p;
+    (void)module;
+
+    if (!PyArg_ParseTuple(args, "O:finish_p384_many", &capsule))
+        return NULL;
+    p = PyCapsule_GetPointer(capsule, PENDING_NAME); /* ValueError for any other object */
+    if (p == NULL)
+        return NULL;
+    if (p->claimed) { /* checked and set with the GIL held: one caller only, even across threads */
+        PyErr_SetString(PyExc_ValueError, "finish_p384_many: this call was already finished");
+        return NULL;
+    }
+    p->claimed = 1;
+    Py_BEGIN_ALLOW_THREADS
+    complete(p);
+    Py_END_ALLOW_THREADS
+    return verdict_bytes(p); /* the memory goes with the capsule */
 }
 
 /* ---- the strict CBOR scan (nitro_attest/_cbor.py's _item, in C) ---------------------------- */
@@ -486,6 +593,13 @@ static PyMethodDef methods[] = {
      "verify_p384_many(jobs, workers, /) -> bytes\n--\n\n"
      "One byte per (public_key, message, signature) job: 1 when the ECDSA P-384/SHA-384\n"
      "signature is valid, else 0. Runs on `workers` threads with the GIL released."},
+    {"start_p384_many", start_p384_many, METH_VARARGS,
+     "start_p384_many(jobs, workers, /) -> pending\n--\n\n"
+     "verify_p384_many's jobs, copied and started on `workers` threads; returns at once.\n"
+     "finish_p384_many(pending) waits (GIL released, the caller helping) and returns the verdicts."},
+    {"finish_p384_many", finish_p384_many, METH_VARARGS,
+     "finish_p384_many(pending, /) -> bytes\n--\n\n"
+     "The verdicts of a start_p384_many call, once all are made; only once per call."},
     {"check_cbor", check_cbor, METH_VARARGS,
      "check_cbor(data, start, max_depth, max_items, /) -> (reason, position) | None\n--\n\n"
      "nitro_attest._cbor's strict well-formedness scan of data[start:], in C: None when it is one\n"

@@ -19,3 +19,12 @@ def check_cbor(data: bytes, start: int, max_depth: int, max_items: int, /) -> tu
 
     None when it is one well-formed item under the decoding profile, else the reason and the byte offset.
     """
+
+class _Pending:
+    """A started :func:`start_p384_many` call (a capsule): pass it to :func:`finish_p384_many`, once."""
+
+def start_p384_many(jobs: Sequence[tuple[bytes, bytes, bytes]], workers: int, /) -> _Pending:
+    """:func:`verify_p384_many`'s jobs, copied and started on ``workers`` threads; returns at once."""
+
+def finish_p384_many(pending: _Pending, /) -> bytes:
+    """The verdicts of a :func:`start_p384_many` call (the caller helps, GIL released); ValueError when called twice."""

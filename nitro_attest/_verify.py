@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from cryptography import x509
 
-from ._chain import AWS_NITRO_ROOT_G1, CLOCK_SKEW, LinkKey, validate_chain
+from ._chain import AWS_NITRO_ROOT_G1, CLOCK_SKEW, LinkKey, PathKey, validate_chain
 from ._cose import verify_document_signature
 from .document import AttestationDocument, SignedDocument, VerifiedDocument, parse
 from .errors import DocumentTimeInvalid
@@ -73,13 +73,15 @@ def check_signed_document(
     *,
     link_verdicts: Mapping[LinkKey, bool] | None = None,
     signature_verdict: bool | None = None,
+    passed_paths: set[PathKey] | None = None,
 ) -> None:
     """The checks every kind of document passes, in this order: the chain, the signature, the time.
 
     Shared by :func:`verify` and :func:`~nitro_attest.nitrotpm.verify_nitrotpm`, so that
-    both kinds of document meet the same code, not two copies of it.
+    both kinds of document meet the same code, not two copies of it. The keyword
+    arguments are verify_batch()'s (see :func:`~nitro_attest._chain.validate_chain`).
     """
-    validate_chain(document, at, roots, verdicts=link_verdicts)
+    validate_chain(document, at, roots, verdicts=link_verdicts, passed=passed_paths)
     verify_document_signature(document, verdict=signature_verdict)
     check_document_time(document, at)
 
@@ -92,12 +94,21 @@ def check_verified_document(
     *,
     link_verdicts: Mapping[LinkKey, bool] | None = None,
     signature_verdict: bool | None = None,
+    passed_paths: set[PathKey] | None = None,
 ) -> VerifiedDocument:
-    """Every check after decoding, in verify()'s order; verify_batch() passes the signatures it precomputed.
+    """Every check after decoding, in verify()'s order; verify_batch() passes the signatures it precomputed
+    and the paths that passed earlier in the batch.
 
     Returns the document as a VerifiedDocument: the only place one is made.
     """
-    check_signed_document(document, at, roots, link_verdicts=link_verdicts, signature_verdict=signature_verdict)
+    check_signed_document(
+        document,
+        at,
+        roots,
+        link_verdicts=link_verdicts,
+        signature_verdict=signature_verdict,
+        passed_paths=passed_paths,
+    )
     # Unverified by type until this function returns, but every other check has passed by now.
     policy.check(document, at, allow_unverified=True)
     return VerifiedDocument._of(document, at)

@@ -410,3 +410,68 @@ def test_native_memory_does_not_grow(native: ModuleType) -> None:
         assert result == expected
     grown = rss_bytes() - before
     assert grown < 1024 * 1024, f"RSS grew by {grown} bytes over 40 rounds"
+
+
+# --- start_p384_many: the same verdicts, made while the caller goes on -------------------------------------
+
+
+def _mixed_jobs() -> list[P384Job]:
+    good = [signed_job(seed, f"message {seed}".encode()) for seed in range(12)]
+    bad = [
+        replace(good[0], message=b"another message"),
+        with_signature(good[1], 0, 1),
+        replace(good[2], public_key=good[2].public_key[:-1]),
+        replace(good[3], signature=flip(good[3].signature, 5)),
+    ]
+    return [*good[:6], *bad, *good[6:]]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("workers", [1, 2, 5])
+def test_started_verdicts_are_verify_p384_manys(name: str, workers: int) -> None:
+    jobs = _mixed_jobs()
+    expected = verify_p384_many(jobs, workers=workers, backend=name)
+    assert expected.count(False) == 4
+    assert backend.start_p384_many(jobs, workers=workers, backend=name).result() == expected
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_started_with_nothing_to_verify(name: str) -> None:
+    assert backend.start_p384_many([], backend=name).result() == []
+    malformed = [P384Job(b"\x04", b"", b"")]
+    assert backend.start_p384_many(malformed, backend=name).result() == [False]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_many_started_calls_at_once_keep_their_own_verdicts(name: str) -> None:
+    jobs = _mixed_jobs()
+    expected = verify_p384_many(jobs, backend=name)
+    pending = [backend.start_p384_many(jobs[shift:] + jobs[:shift], workers=2, backend=name) for shift in range(8)]
+    for shift, started in enumerate(pending):
+        assert started.result() == expected[shift:] + expected[:shift]
+
+
+def test_start_checks_its_arguments_as_verify_p384_many_does(job: P384Job) -> None:
+    with pytest.raises(ValueError, match="unknown P-384 backend"):
+        backend.start_p384_many([job], backend="openssl")
+    with pytest.raises(ValueError, match="workers"):
+        backend.start_p384_many([job], workers=0)
+    with pytest.raises(TypeError, match="P384Job"):
+        backend.start_p384_many([(job.public_key, job.message, job.signature)])  # type: ignore[list-item]
+
+
+def test_a_native_pending_call_is_finished_once(native: ModuleType, job: P384Job) -> None:
+    pending = native.start_p384_many([(job.public_key, job.message, job.signature)], 2)
+    assert native.finish_p384_many(pending) == b"\x01"
+    with pytest.raises(ValueError, match="already finished"):
+        native.finish_p384_many(pending)
+    with pytest.raises(ValueError):  # not a pending call (PyCapsule_GetPointer refuses it)
+        native.finish_p384_many(b"not a pending call")
+
+
+def test_a_native_pending_call_dropped_unfinished_stops_its_threads(native: ModuleType, job: P384Job) -> None:
+    many = [(job.public_key, job.message, job.signature)] * 2000
+    for _ in range(5):
+        native.start_p384_many(many, 4)  # dropped at once: its threads stop after their current job
+    pending = native.start_p384_many(many[:8], 2)
+    assert native.finish_p384_many(pending) == b"\x01" * 8
