@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import shlex
 import shutil
@@ -689,6 +690,34 @@ def _measure(
                 continue
             results[name].append(outcome)
     return results
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Every library that runs here, built, with its input file: for benchmarks/run.py's side-by-side rows."""
+
+    input_path: Path
+    commands: dict[str, list[str]]
+    cases: dict[int, dict[str, Any]]
+
+
+def prepare(directory: Path, wycheproof: Path, pythons: list[str]) -> Prepared:
+    """Writes the input file and builds each C library's program in ``directory`` (skips say why)."""
+    input_path = directory / "input.txt"
+    cases, _ = _write_input(input_path, wycheproof)
+    commands, _, _ = _backends(directory, pythons)
+    return Prepared(input_path, commands, cases)
+
+
+def one_core_sample(prepared: Prepared, name: str, seconds: float) -> tuple[float, str, str]:
+    """One run of library ``name``: its verify/s on one thread (wall clock, key made once, a 4.5 KB message),
+    its name and version, and whether its verdicts can be trusted (``"yes..."``, or ``"NO: ..."``, or the failure).
+    """
+    outcome = _run(prepared.commands[name], prepared.input_path, seconds, 1)
+    if isinstance(outcome, str):
+        return math.nan, name, f"NO: {outcome}"
+    rate = _rate(outcome, f"verify_cached:{_LABELS[0]}", "wall")
+    return rate, f"{outcome['library']} {outcome['version']}", _trust(outcome, prepared.cases)
 
 
 def main() -> int:
